@@ -1,0 +1,166 @@
+"""Configs: the keys every recipe shares, config-file arguments, overrides, and the
+resolved form written to `workdir/config.json`.
+
+A config file is a Python file with `get_config(arg: str | None) -> ConfigDict`.
+Its argument (`configs/resnet.py:depth=50,cpu`) is a comma-separated list of bare
+words and key=value pairs; `parse_arg` turns it into a dict.
+"""
+
+import json
+import re
+import pathlib
+
+import ml_collections
+from ml_collections import config_flags
+from absl import flags
+
+from cnn_jax.errors import UserError, did_you_mean
+
+# Keys that may differ between a run and its resumption: they change how a run is
+# watched or stored, not what it computes.
+RESUMABLE_KEYS = {"log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "eval_every_steps",
+                  "data.num_parallel_calls", "progress_bar"}
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """The keys every config has (DESIGN.md); recipes override the values."""
+    c = ml_collections.ConfigDict()
+    c.model = "lenet5"
+    c.model_kwargs = ml_collections.ConfigDict()
+    c.dataset = "digits"                  # a TFDS name or an image folder path
+    c.data_dir = ""                       # TFDS data directory ("" = TFDS's default)
+    c.train_split = "train"
+    c.eval_split = ""                     # "" = validation, val or test, whichever exists
+    c.data = ml_collections.ConfigDict(dict(
+        recipe="digits",                  # preprocessing recipe (cnn_jax/data/recipes.py)
+        image_size=32,                    # training/eval crop size
+        channels=0,                       # 0 = as stored; 3 turns grayscale into RGB
+        shuffle_buffer=16_384,            # >= the split size gives a full permutation
+        cache=True,                       # keep decoded examples in memory (small datasets)
+        skip_corrupt=False,
+        num_parallel_calls=-1,            # -1 = tf.data.AUTOTUNE
+    ))
+    c.batch_size = 128                    # global, over all devices and processes
+    c.eval_batch_size = 0                 # 0 = batch_size
+    c.num_epochs = -1.0                   # set this or num_train_steps; the other follows
+    c.num_train_steps = -1
+    c.seed = 0
+    c.dtype = "float32"                   # compute dtype; parameters are always float32
+    c.optimizer = ml_collections.ConfigDict(dict(
+        name="sgd",                       # sgd | rmsprop | adamw
+        lr=0.1,                           # base learning rate for the global batch
+        momentum=0.9,
+        nesterov=False,
+        weight_decay=0.0,                 # L2 added to the gradient (sgd, rmsprop); decoupled for adamw
+        weight_decay_mask="all",          # all | kernels (no decay on biases and BN)
+        rho=0.9,                          # rmsprop decay
+        eps=1e-8,                         # adam/rmsprop epsilon
+        b1=0.9,
+        b2=0.999,
+        clip_norm=0.0,                    # global gradient-norm clipping, 0 = off
+    ))
+    c.schedule = ml_collections.ConfigDict(dict(
+        name="constant",                  # constant | step | cosine | exponential | plateau
+        warmup_epochs=0.0,                # linear warmup from 0
+        boundaries_epochs=(),             # step: epochs at which lr *= factor
+        factor=0.1,                       # step/plateau/exponential multiplier
+        decay_every_epochs=1.0,           # exponential: lr *= factor every this many epochs
+        patience=2,                       # plateau: evaluations without improvement
+        min_delta=1e-3,                   # plateau: top-1 improvement that counts
+        end_lr_fraction=0.0,              # cosine: final lr as a fraction of the base
+    ))
+    c.loss = ml_collections.ConfigDict(dict(label_smoothing=0.0, aux_weight=0.3))
+    c.log_every_steps = 50
+    c.eval_every_steps = 0                # 0 = once per epoch
+    c.checkpoint_every_steps = 0          # 0 = once per epoch
+    c.keep_checkpoints = 2                # the latest K, plus the best by validation top-1
+    c.progress_bar = True                 # only on an interactive terminal
+    return c
+
+
+def parse_arg(arg: str | None) -> dict:
+    """'D,bn,cpu,depth=50' -> {'D': True, 'bn': True, 'cpu': True, 'depth': '50'}."""
+    out = {}
+    for part in filter(None, (p.strip() for p in (arg or "").split(","))):
+        key, eq, value = part.partition("=")
+        out[key.strip()] = value.strip() if eq else True
+    return out
+
+
+def check_arg(arg: dict, allowed: set, config_file: str) -> None:
+    for key in arg:
+        if key not in allowed:
+            raise UserError(f"{config_file} does not take the argument {key!r}"
+                            f"{did_you_mean(key, allowed)}; it takes {', '.join(sorted(allowed))}.")
+
+
+def config_from_flags(argv: list) -> tuple:
+    """Parse `--config FILE[:ARG]` and `--config.KEY=VALUE` overrides with ml_collections' config_flags.
+
+    Returns (config, the other arguments). A bad file, key or value raises UserError.
+    """
+    config_args, rest, i = [], [], 0
+    while i < len(argv):  # accept "--config X" as well as "--config=X"
+        a = argv[i]
+        if a.startswith("--config") and "=" not in a and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            config_args.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        (config_args if a.startswith("--config") else rest).append(a)
+        i += 1
+    fv = flags.FlagValues()
+    argv_for_flags = ["cnn-jax"] + config_args
+    config_flags.DEFINE_config_file("config", None, "config file", flag_values=fv, lock_config=True,
+                                    sys_argv=argv_for_flags)
+    spec = next((a.split("=", 1)[1] for a in config_args if a.startswith("--config=")), None)
+    if spec is None:
+        raise UserError("No config given; pass --config configs/NAME.py (e.g. configs/lenet5.py).")
+    path = spec.split(":", 1)[0]
+    if not pathlib.Path(path).is_file():
+        raise UserError(f"Config file {path!r} does not exist; pass the path of a file in configs/, "
+                        "e.g. --config configs/lenet5.py.")
+    try:
+        fv(argv_for_flags)
+        config = fv["config"].value
+    except UserError:
+        raise
+    except Exception as e:  # absl wraps the override errors of config_flags in several types
+        raise UserError(_override_message(e)) from None
+    return config, rest
+
+
+def _override_message(error: Exception) -> str:
+    raw = str(error.args[0]) if error.args else str(error)
+    text = " ".join(raw.split())
+    suggestion = re.search(r'Did you mean "([^"]+)" instead of "([^"]+)"', text)
+    if suggestion:
+        good, bad = suggestion.groups()
+        return (f"Unknown config key {bad!r} in an override (did you mean {good!r}?); "
+                "fix the --config.KEY=VALUE flag.")
+    bare_key = re.fullmatch(r"""["']*([\w.]+)["']*""", text)
+    if bare_key:
+        return f"Unknown config key {bare_key.group(1)!r} in an override; fix the --config.KEY=VALUE flag."
+    text = text.rstrip(".")
+    return f"Bad config override: {text}; fix the --config.KEY=VALUE flag (tuples are written '(1, 2)')."
+
+
+def to_dict(config) -> dict:
+    return json.loads(config.to_json_best_effort()) if hasattr(config, "to_json_best_effort") else dict(config)
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def config_differences(old: dict, new: dict) -> list:
+    """Keys whose values differ, ignoring the ones a resumed run may change."""
+    a, b = flatten(old), flatten(new)
+    keys = sorted(set(a) | set(b))
+    return [k for k in keys if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS]

@@ -1,0 +1,137 @@
+"""tf.data input pipelines: one global example order per epoch, sharded by process.
+
+The order depends only on (seed, epoch): epoch e is a seeded shuffle of the split,
+cut to whole global batches. Process p of P takes, from each global batch of G
+examples, the slice [p*G/P, (p+1)*G/P), so the concatenation of the processes'
+batches is the batch a single process would see: any process or device count
+trains on the same data. Augmentation draws its randomness from (epoch seed,
+position in the epoch) with stateless ops, so it does not depend on parallelism
+either, and a run resumed at step s regenerates exactly the batches from s on.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from cnn_jax.data.datasets import Source
+from cnn_jax.data.recipes import get_recipe
+from cnn_jax.errors import UserError
+
+# TF is the input pipeline only: keep it off any accelerator.
+tf.config.set_visible_devices([], "GPU")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sharding:
+    """Which slice of each global batch this process feeds."""
+    index: int = 0
+    count: int = 1
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint32)[0])
+
+
+def _options() -> tf.data.Options:
+    opts = tf.data.Options()
+    opts.deterministic = True
+    opts.autotune.ram_budget = 2 * 2**30
+    return opts
+
+
+def steps_per_epoch(num_examples: int, global_batch: int) -> int:
+    steps = num_examples // global_batch
+    if steps == 0:
+        raise UserError(f"batch_size {global_batch} is larger than the {num_examples} training examples; "
+                        "set --config.batch_size smaller.")
+    return steps
+
+
+class Pipeline:
+    """Train and eval batches (numpy, this process's part) for one dataset and config."""
+
+    def __init__(self, source: Source, config, sharding: Sharding = Sharding()):
+        self.source, self.config, self.sharding = source, config, sharding
+        self.recipe = get_recipe(config.data.recipe)
+        self.size = int(config.data.image_size)
+        self.channels = int(config.data.channels) or source.image_shape[-1]
+        self.parallel = tf.data.AUTOTUNE if config.data.num_parallel_calls < 0 else config.data.num_parallel_calls
+        self._train_base = self._decoded(source.train_split)
+        self._eval_cache = None
+
+    # ---- sources -------------------------------------------------------------
+    def _decoded(self, split: str) -> tf.data.Dataset:
+        ds = self.source.builder.as_dataset(split=split, shuffle_files=False, as_supervised=True,
+                                            read_config=tfds.ReadConfig(shuffle_seed=0))
+        if self.config.data.skip_corrupt:
+            ds = ds.ignore_errors(log_warning=True)
+        ds = ds.map(lambda image, label: (image, tf.cast(label, tf.int32)))
+        return ds.cache() if self.config.data.cache else ds
+
+    def _to_channels(self, image):
+        if image.shape[-1] == 1 and self.channels == 3:
+            return tf.image.grayscale_to_rgb(image)
+        return image
+
+    def _local_slice(self, ds: tf.data.Dataset, local_batch: int) -> tf.data.Dataset:
+        """Keep (position, example) pairs whose global batch slice belongs to this process."""
+        if self.sharding.count == 1:
+            return ds
+        p, n = self.sharding.index, self.sharding.count
+        return ds.filter(lambda i, *_: (i // local_batch) % n == p)
+
+    def local_batch(self, global_batch: int) -> int:
+        if global_batch % self.sharding.count:
+            raise UserError(f"Batch size {global_batch} is not divisible by the {self.sharding.count} processes; "
+                            "set --config.batch_size to a multiple of it.")
+        return global_batch // self.sharding.count
+
+    # ---- training ---------------------------------------------------------------
+    def train_epoch(self, epoch: int, start_batch: int = 0) -> tf.data.Dataset:
+        g = int(self.config.batch_size)
+        local = self.local_batch(g)
+        spe = steps_per_epoch(self.source.num_train, g)
+        seed = epoch_seed(int(self.config.seed), epoch)
+        buffer = max(1, min(self.source.num_train, int(self.config.data.shuffle_buffer)))
+        ds = self._train_base.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
+        ds = ds.take(spe * g).enumerate().skip(start_batch * g)
+        ds = self._local_slice(ds, local)
+        recipe, size = self.recipe, self.size
+
+        def augment(i, example):
+            image, label = example
+            example_seed = tf.stack([tf.constant(seed, tf.int64), i])
+            return {"image": recipe.train(self._to_channels(image), example_seed, size), "label": label}
+
+        ds = ds.map(augment, num_parallel_calls=self.parallel, deterministic=True)
+        return ds.batch(local, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+    def train_batches(self, start_step: int = 0):
+        """Endless numpy batches from global step `start_step` on."""
+        spe = steps_per_epoch(self.source.num_train, int(self.config.batch_size))
+        epoch, offset = divmod(start_step, spe)
+        while True:
+            yield from tfds.as_numpy(self.train_epoch(epoch, offset))
+            epoch, offset = epoch + 1, 0
+
+    # ---- evaluation ---------------------------------------------------------------
+    def eval_dataset(self, global_batch: int, recipe_eval=None) -> tf.data.Dataset:
+        """The whole eval split once; the last batch is padded with mask-0 examples."""
+        local = self.local_batch(global_batch)
+        size, recipe = self.size, self.recipe
+        preprocess = recipe_eval or (lambda image: recipe.eval(image, size))
+        ds = self._decoded(self.source.eval_split).map(
+            lambda image, label: {"image": preprocess(self._to_channels(image)), "label": label,
+                                  "mask": tf.constant(1.0)},
+            num_parallel_calls=self.parallel, deterministic=True)
+        pad = (-self.source.num_eval) % global_batch
+        if pad:
+            blank = {k: tf.zeros_like(v) for k, v in next(iter(ds.take(1))).items()}
+            ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat(pad))
+        ds = self._local_slice(ds.enumerate(), local).map(lambda i, ex: ex)
+        return ds.batch(local, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+    def eval_batches(self, global_batch: int, recipe_eval=None):
+        return tfds.as_numpy(self.eval_dataset(global_batch, recipe_eval))

@@ -1,0 +1,243 @@
+"""The training loop: data -> jitted steps over the mesh -> checkpoints, evaluation, results.
+
+Every event happens at a step number fixed by the config (log, eval, checkpoint),
+so a run resumed from a checkpoint repeats exactly what the uninterrupted run did.
+"""
+
+import dataclasses
+import json
+import logging
+import math
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cnn_jax import models
+from cnn_jax.analysis.summary import summarize
+from cnn_jax.config import config_differences, to_dict
+from cnn_jax.data.datasets import open_source
+from cnn_jax.data.pipeline import Pipeline, Sharding, steps_per_epoch
+from cnn_jax.errors import TrainingDiverged, UserError
+from cnn_jax.train import parallel
+from cnn_jax.train.checkpoint import Checkpoints
+from cnn_jax.train.optim import learning_rate_schedule, make_optimizer
+from cnn_jax.train.reporting import MetricsWriter, Progress, setup_logging, write_json_atomic
+from cnn_jax.train.state import create_state
+from cnn_jax.train.steps import make_eval_step, make_train_step, zero_eval_metrics, zero_train_metrics
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything built from a config: data, model, state template and the step functions."""
+    config: object
+    source: object
+    pipeline: Pipeline
+    mesh: object
+    model: object
+    state: object
+    schedule: object
+    steps_per_epoch: int
+    total_steps: int
+    input_shape: tuple
+
+
+def compute_dtype(name: str):
+    if name not in DTYPES:
+        raise UserError(f"dtype must be one of {', '.join(DTYPES)}, not {name!r}.")
+    return DTYPES[name]
+
+
+def total_train_steps(config, spe: int) -> int:
+    if config.num_train_steps and config.num_train_steps > 0:
+        return int(config.num_train_steps)
+    if config.num_epochs and config.num_epochs > 0:
+        return max(1, int(math.ceil(config.num_epochs * spe)))
+    raise UserError("Neither num_epochs nor num_train_steps is set; pass --config.num_epochs=N.")
+
+
+def every(value: int, spe: int) -> int:
+    """A period in steps; 0 means once per epoch."""
+    return int(value) if value and value > 0 else spe
+
+
+def build_run(config, num_devices: int = 0) -> Run:
+    mesh = parallel.make_mesh(num_devices)
+    parallel.check_batch_divisible(int(config.batch_size), mesh)
+    parallel.check_batch_divisible(int(config.eval_batch_size or config.batch_size), mesh, "eval_batch_size")
+    source = open_source(config.dataset, config.data_dir, config.train_split, config.eval_split)
+    pipeline = Pipeline(source, config, Sharding(jax.process_index(), jax.process_count()))
+    spe = steps_per_epoch(source.num_train, int(config.batch_size))
+    total = total_train_steps(config, spe)
+    model = models.create_model(config.model, num_classes=source.num_classes,
+                                dtype=compute_dtype(config.dtype), **dict(config.model_kwargs))
+    schedule = learning_rate_schedule(config, spe, total)
+    tx = make_optimizer(config, schedule)
+    input_shape = (1, pipeline.size, pipeline.size, pipeline.channels)
+    rng = jax.random.key(int(config.seed))
+    state = jax.jit(lambda r: create_state(model, tx, r, input_shape),
+                    out_shardings=parallel.replicated(mesh))(rng)
+    return Run(config, source, pipeline, mesh, model, state, schedule, spe, total, input_shape)
+
+
+def evaluate(run: Run, state, eval_step=None, pipeline_eval=None) -> dict:
+    """Top-1/top-5 and loss over the whole eval split (padded examples masked out)."""
+    eval_step = eval_step or jax.jit(make_eval_step(), donate_argnums=(2,))
+    batch_size = int(run.config.eval_batch_size or run.config.batch_size)
+    batches = pipeline_eval if pipeline_eval is not None else run.pipeline.eval_batches(batch_size)
+    sums = jax.device_put(zero_eval_metrics(), parallel.replicated(run.mesh))
+    for batch in parallel.prefetch_to_mesh(batches, run.mesh):
+        sums = eval_step(state, batch, sums)
+    sums = jax.device_get(sums)
+    n = max(float(sums["count"]), 1.0)
+    return {"top1": float(sums["top1"]) / n, "top5": float(sums["top5"]) / n,
+            "loss": float(sums["loss_sum"]) / n, "count": int(sums["count"])}
+
+
+def _check_workdir(workdir: pathlib.Path, resolved: dict, allow_change: bool) -> None:
+    saved = workdir / "config.json"
+    if not saved.exists():
+        return
+    diff = config_differences(json.loads(saved.read_text()), resolved)
+    if diff and not allow_change:
+        raise UserError(f"Workdir {workdir} holds a run of a different config (differs in "
+                        f"{', '.join(diff[:5])}{'...' if len(diff) > 5 else ''}); use a new --workdir, "
+                        "or pass --allow-config-change to continue it with the new config.")
+
+
+def _plateau_update(control: dict, top1: float, schedule_cfg) -> dict:
+    """Divide the learning rate by 1/factor after `patience` evaluations without improvement."""
+    best, bad, scale = float(control["best_top1"]), int(control["bad_evals"]), float(control["lr_scale"])
+    if top1 > best + float(schedule_cfg.min_delta):
+        best, bad = top1, 0
+    else:
+        bad += 1
+        if bad >= int(schedule_cfg.patience):
+            scale, bad = scale * float(schedule_cfg.factor), 0
+            logging.info("validation top-1 plateaued: learning rate x%g (scale now %g)", schedule_cfg.factor, scale)
+    return {"lr_scale": jnp.float32(scale), "best_top1": jnp.float32(best), "bad_evals": jnp.int32(bad)}
+
+
+def _results(run: Run, status: str, step: int, val: dict | None, wall: float, images_per_s: float,
+             ckpts: Checkpoints, error: str = "") -> dict:
+    s = summarize(run.model, run.input_shape)
+    return {
+        "model": run.config.model, "dataset": run.config.dataset, "params": s.total_params, "macs": s.total_macs,
+        "input_size": run.pipeline.size, "top1": val["top1"] if val else None, "top5": val["top5"] if val else None,
+        "eval_examples": val["count"] if val else 0, "steps": int(step), "total_steps": run.total_steps,
+        "epochs": step / run.steps_per_epoch, "wall_time_s": wall, "images_per_s": images_per_s,
+        "devices": int(run.mesh.devices.size), "processes": jax.process_count(),
+        "device_kind": jax.devices()[0].device_kind, "eval_protocol": "center", "status": status,
+        "best_step": ckpts.best_step(), "batch_size": int(run.config.batch_size), "dtype": run.config.dtype,
+        "error": error,
+    }
+
+
+def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_devices: int = 0) -> dict:
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    setup_logging(workdir)
+    resolved = to_dict(config)
+    _check_workdir(workdir, resolved, allow_config_change)
+    run = build_run(config, num_devices)
+    ckpts = Checkpoints(workdir / "checkpoints", int(config.keep_checkpoints))
+    restored = ckpts.restore(run.state)
+    state, start = run.state, 0
+    if restored is not None:
+        start, state, meta = restored
+        logging.info("resuming %s from step %d", workdir, start)
+    results_file = workdir / "results.json"
+    if start >= run.total_steps and results_file.exists():
+        done = json.loads(results_file.read_text())
+        if done.get("status") == "completed":
+            logging.info("%s already finished (%d steps); nothing to do", workdir, start)
+            ckpts.close()
+            return done
+    write_json_atomic(workdir / "config.json", resolved)
+    writer = MetricsWriter(workdir)
+    if start == 0:
+        writer.write_hparams(_flat_hparams(resolved))
+    try:
+        return _loop(run, state, start, ckpts, writer, workdir)
+    except Exception as e:
+        _record_failure(results_file, config, e)
+        raise
+    finally:
+        ckpts.close()
+        writer.close()
+
+
+def _record_failure(results_file: pathlib.Path, config, error: Exception) -> None:
+    """Note a failed run in results.json, unless that file already holds a completed result."""
+    if results_file.exists() and json.loads(results_file.read_text()).get("status") == "completed":
+        return
+    write_json_atomic(results_file, {"model": config.model, "dataset": config.dataset, "status": "failed",
+                                     "error": str(error), "top1": None, "top5": None})
+
+
+def _flat_hparams(resolved: dict) -> dict:
+    from cnn_jax.config import flatten
+    return flatten(resolved)
+
+
+def _loop(run: Run, state, start: int, ckpts: Checkpoints, writer: MetricsWriter, workdir) -> dict:
+    cfg, total, spe = run.config, run.total_steps, run.steps_per_epoch
+    repl = parallel.replicated(run.mesh)
+    train_step = jax.jit(make_train_step(float(cfg.loss.label_smoothing), float(cfg.loss.aux_weight)),
+                         donate_argnums=(0, 2), out_shardings=(repl, repl))
+    eval_step = jax.jit(make_eval_step(), donate_argnums=(2,))
+    log_every, eval_every = every(cfg.log_every_steps, spe), every(cfg.eval_every_steps, spe)
+    ckpt_every = every(cfg.checkpoint_every_steps, spe)
+    progress = Progress(total, start, int(cfg.batch_size), bool(cfg.progress_bar))
+    metrics = jax.device_put(zero_train_metrics(), repl)
+    batches = parallel.prefetch_to_mesh(run.pipeline.train_batches(start), run.mesh)
+    last_val, last_good_ckpt = None, ckpts.steps()[-1] if ckpts.steps() else None
+    train_time, trained_images, wall0 = 0.0, 0, time.perf_counter()
+    t0 = time.perf_counter()
+    for step in range(start, total):
+        state, metrics = train_step(state, next(batches), metrics)
+        s = step + 1
+        do_eval, do_ckpt = s % eval_every == 0 or s == total, s % ckpt_every == 0 or s == total
+        if not (s % log_every == 0 or do_eval or do_ckpt):
+            continue
+        fetched = jax.device_get(metrics)
+        train_time += time.perf_counter() - t0
+        trained_images += int(fetched["steps"]) * int(cfg.batch_size)
+        if int(fetched["first_bad_step"]) >= 0:
+            bad = int(fetched["first_bad_step"]) + 1
+            kept = f"the last good checkpoint (step {last_good_ckpt}) is kept" if last_good_ckpt else "no checkpoint was written"
+            raise TrainingDiverged(f"The loss became NaN or infinite at step {bad}; {kept}: lower "
+                                   "--config.optimizer.lr (or add warmup / gradient clipping) and run again.")
+        n = max(float(fetched["count"]), 1.0)
+        scalars = {"train/loss": float(fetched["loss_sum"]) / n, "train/top1": float(fetched["correct"]) / n,
+                   "lr": float(run.schedule(step)) * float(state.control["lr_scale"]), "epoch": s / spe}
+        scalars["train/images_per_s"] = progress.update(s, {k: scalars[k] for k in ("train/loss", "lr")})
+        writer.write(s, scalars)
+        metrics = jax.device_put(zero_train_metrics(), repl)
+        fresh_top1 = None
+        if do_eval:
+            last_val = evaluate(run, state, eval_step)
+            fresh_top1 = last_val["top1"]
+            writer.write(s, {"val/top1": last_val["top1"], "val/top5": last_val["top5"], "val/loss": last_val["loss"],
+                             "epoch": s / spe})
+            logging.info("step %d eval: top1=%.4f top5=%.4f loss=%.4f (%d examples)", s, last_val["top1"],
+                         last_val["top5"], last_val["loss"], last_val["count"])
+            if cfg.schedule.name == "plateau":
+                state = state.replace(control=jax.device_put(
+                    _plateau_update(jax.device_get(state.control), last_val["top1"], cfg.schedule), repl))
+        if do_ckpt:
+            ckpts.save(s, state, {"step": s, "model": cfg.model}, fresh_top1)
+            last_good_ckpt = s
+        t0 = time.perf_counter()
+    progress.close()
+    ckpts.wait()
+    final = last_val if last_val is not None else evaluate(run, state, eval_step)
+    images_per_s = trained_images / train_time if train_time > 0 else 0.0
+    result = _results(run, "completed", total, final, time.perf_counter() - wall0, images_per_s, ckpts)
+    write_json_atomic(pathlib.Path(workdir) / "results.json", result)
+    logging.info("finished %s: top1=%.4f top5=%.4f", cfg.model, final["top1"], final["top5"])
+    return result

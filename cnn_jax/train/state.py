@@ -1,0 +1,36 @@
+"""The training state: everything a checkpoint must hold to resume exactly."""
+
+from typing import Any, Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+
+class TrainState(flax.struct.PyTreeNode):
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    rng: jax.Array                # base key; step k uses fold_in(rng, k)
+    control: dict                 # host-steered scalars: lr_scale, plateau best and patience count
+    apply_fn: Callable = flax.struct.field(pytree_node=False)
+    tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+
+
+def initial_control() -> dict:
+    return {"lr_scale": jnp.ones((), jnp.float32), "best_top1": jnp.full((), -1.0, jnp.float32),
+            "bad_evals": jnp.zeros((), jnp.int32)}
+
+
+def create_state(model, tx, rng, input_shape) -> TrainState:
+    init_rng, dropout_rng, state_rng = jax.random.split(rng, 3)
+    # Initialised in training mode so that training-only parts (auxiliary heads) get parameters.
+    variables = model.init({"params": init_rng, "dropout": dropout_rng}, jnp.zeros(input_shape, jnp.float32),
+                           train=True)
+    params = variables["params"]
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
+                      rng=jax.random.key_data(state_rng), control=initial_control(),
+                      apply_fn=model.apply, tx=tx)

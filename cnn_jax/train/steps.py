@@ -1,0 +1,92 @@
+"""Pure step functions. Metrics are summed on device and fetched every few steps."""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from cnn_jax.train.state import TrainState
+
+
+def split_outputs(outputs):
+    """Models with auxiliary heads return (logits, aux1, ...) in training."""
+    if isinstance(outputs, (tuple, list)):
+        return outputs[0], tuple(outputs[1:])
+    return outputs, ()
+
+
+def cross_entropy(logits, labels, label_smoothing: float = 0.0):
+    targets = jax.nn.one_hot(labels, logits.shape[-1])
+    if label_smoothing:
+        targets = optax.smooth_labels(targets, label_smoothing)
+    return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
+
+
+def zero_train_metrics() -> dict:
+    return {"loss_sum": jnp.zeros((), jnp.float32), "correct": jnp.zeros((), jnp.float32),
+            "count": jnp.zeros((), jnp.float32), "steps": jnp.zeros((), jnp.int32),
+            "first_bad_step": jnp.full((), -1, jnp.int32)}
+
+
+def zero_eval_metrics() -> dict:
+    return {"loss_sum": jnp.zeros((), jnp.float32), "top1": jnp.zeros((), jnp.float32),
+            "top5": jnp.zeros((), jnp.float32), "count": jnp.zeros((), jnp.float32)}
+
+
+def make_train_step(label_smoothing: float = 0.0, aux_weight: float = 0.3):
+    def train_step(state: TrainState, batch: dict, metrics: dict):
+        step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+
+        def loss_fn(params):
+            outputs, new_model_state = state.apply_fn(
+                {"params": params, "batch_stats": state.batch_stats}, batch["image"], train=True,
+                rngs={"dropout": step_key}, mutable=["batch_stats"])
+            logits, aux = split_outputs(outputs)
+            loss = jnp.mean(cross_entropy(logits, batch["label"], label_smoothing))
+            for a in aux:  # the papers weight each auxiliary classifier's loss (GoogLeNet: 0.3)
+                loss = loss + aux_weight * jnp.mean(cross_entropy(a, batch["label"], label_smoothing))
+            return loss, (logits, new_model_state.get("batch_stats", state.batch_stats))
+
+        (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+        updates = jax.tree.map(lambda u: u * state.control["lr_scale"], updates)
+        new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                                  batch_stats=batch_stats, opt_state=opt_state)
+        n = batch["label"].shape[0]
+        bad = ~jnp.isfinite(loss)
+        new_metrics = {
+            "loss_sum": metrics["loss_sum"] + loss * n,
+            "correct": metrics["correct"] + jnp.sum(jnp.argmax(logits, -1) == batch["label"]),
+            "count": metrics["count"] + n,
+            "steps": metrics["steps"] + 1,
+            "first_bad_step": jnp.where(bad & (metrics["first_bad_step"] < 0), state.step,
+                                        metrics["first_bad_step"]),
+        }
+        return new_state, new_metrics
+
+    return train_step
+
+
+def topk_correct(logits, labels, k: int):
+    topk = jax.lax.top_k(logits, min(k, logits.shape[-1]))[1]
+    return jnp.any(topk == labels[:, None], axis=-1)
+
+
+def make_eval_step(logits_fn=None):
+    """`logits_fn(state, images)` defaults to one inference pass; eval protocols replace it."""
+
+    def default_logits(state, images):
+        return state.apply_fn({"params": state.params, "batch_stats": state.batch_stats}, images, train=False)
+
+    logits_fn = logits_fn or default_logits
+
+    def eval_step(state: TrainState, batch: dict, metrics: dict):
+        logits = logits_fn(state, batch["image"]).astype(jnp.float32)
+        mask, labels = batch["mask"], batch["label"]
+        return {
+            "loss_sum": metrics["loss_sum"] + jnp.sum(cross_entropy(logits, labels) * mask),
+            "top1": metrics["top1"] + jnp.sum(topk_correct(logits, labels, 1) * mask),
+            "top5": metrics["top5"] + jnp.sum(topk_correct(logits, labels, 5) * mask),
+            "count": metrics["count"] + jnp.sum(mask),
+        }
+
+    return eval_step

@@ -1,0 +1,54 @@
+"""ResNet-20/32/44/56/110 on CIFAR-10: He et al. 2016, Sec. 4.2.
+
+Paper: SGD, momentum 0.9, weight decay 1e-4, batch 128 on two GPUs, lr 0.1
+divided by 10 at 32k and 48k iterations, stopped at 64k (~182 epochs of the
+45k/5k train/val split; we train on all 50k and evaluate on the 10k test set,
+as the paper's Table 6 does). Augmentation: 4-pixel zero padding, random 32x32
+crop, horizontal flip; per-pixel mean subtraction (we subtract the per-channel
+mean, the common reading). He init, BN, no dropout. Published test error
+(Table 6): 8.75 / 7.51 / 7.17 / 6.97 / 6.43 % for depth 20 / 32 / 44 / 56 / 110.
+ResNet-110's first 400 iterations use lr 0.01 (warm-up, Sec. 4.2): the `depth=110`
+config does the same.
+
+Arguments: depth=20|32|44|56|110, cpu (a few epochs on the embedded `digits`).
+"""
+
+from cnn_jax.config import base_config, check_arg, parse_arg
+
+PAPER_TOP1 = {20: 91.25, 32: 92.49, 44: 92.83, 56: 93.03, 110: 93.57}
+
+
+def get_config(arg=None):
+    a = parse_arg(arg)
+    check_arg(a, {"depth", "cpu"}, "configs/resnet_cifar.py")
+    depth = int(a.get("depth", 20))
+    c = base_config()
+    c.model = f"resnet{depth}"
+    c.dataset = "cifar10"
+    c.eval_split = "test"
+    c.data.recipe = "cifar"
+    c.data.image_size = 32
+    c.data.channels = 3
+    c.batch_size = 128
+    c.num_train_steps = 64_000
+    c.optimizer.name = "sgd"
+    c.optimizer.lr = 0.1
+    c.optimizer.momentum = 0.9
+    c.optimizer.weight_decay = 1e-4
+    c.schedule.name = "step"
+    # 32k and 48k iterations at 390 steps per epoch of 50k images.
+    c.schedule.boundaries_epochs = (32_000 / 390, 48_000 / 390)
+    if depth == 110:
+        c.schedule.warmup_epochs = 400 / 390
+    c.log_every_steps = 100
+    if a.get("cpu"):
+        c.dataset = "digits"
+        c.data.recipe = "digits"
+        c.data.channels = 1
+        c.batch_size = 64
+        c.num_train_steps = -1
+        c.num_epochs = 6.0
+        c.schedule.boundaries_epochs = (4.0, 5.0)
+        c.schedule.warmup_epochs = 0.5
+        c.log_every_steps = 10
+    return c
