@@ -16,3 +16,27 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def root():
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """A TFDS data directory with `digits` prepared once per test session (shared by xdist workers)."""
+    shared = tmp_path_factory.getbasetemp().parent / "tfds"
+    from cnn_jax.data.datasets import open_source
+    open_source("digits", str(shared))
+    os.environ["TFDS_DATA_DIR"] = str(shared)
+    return str(shared)
+
+
+def run_cli(args, capsys=None):
+    """Run `cnn-jax ARGS` in this process; returns (exit code, stdout, stderr)."""
+    from cnn_jax import cli
+    try:
+        cli.main([str(a) for a in args])
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    if capsys is None:
+        return code, "", ""
+    out = capsys.readouterr()
+    return code, out.out, out.err

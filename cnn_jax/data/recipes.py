@@ -27,7 +27,7 @@ import tensorflow as tf
 from cnn_jax.data import augment as A
 from cnn_jax.errors import UserError, did_you_mean
 
-CROPS = ("scale", "rrc", "inception", "resize", "center")
+CROPS = ("scale", "rrc", "inception", "resize", "center", "pad")
 COLORS = (None, "inception", "fb_jitter")
 
 
@@ -38,8 +38,10 @@ class Recipe:
     # Geometry. "scale": resize the shorter side to S ~ U{scale_range}, optional centre
     # SxS square (AlexNet), random crop. "rrc": torchvision RandomResizedCrop.
     # "inception": TF's distorted-bounding-box crop. "resize": the whole image to size^2.
-    # "center": shorter side to size, centre crop (no randomness).
+    # "center": shorter side to size, centre crop (no randomness). "pad": zero-pad
+    # `pad_pixels` on every side, random size x size crop (the ResNet paper's CIFAR recipe).
     crop: str = "scale"
+    pad_pixels: int = 4
     scale_range: tuple = (256, 256)
     square: bool = False
     area_range: tuple = (0.08, 1.0)
@@ -79,7 +81,7 @@ class Recipe:
 
     def eval_resize(self, size: int) -> int:
         """Shorter side the test image is resized to before the centre size x size crop."""
-        if self.crop in ("resize", "center"):
+        if self.crop in ("resize", "center", "pad"):
             return size
         if self.eval_short_side is not None:
             return self._px(self.eval_short_side, size)
@@ -126,7 +128,7 @@ class Recipe:
 
     # -- helpers ---------------------------------------------------------------
     def _resized(self, image, short):
-        if self.crop == "resize":
+        if self.crop in ("resize", "pad"):
             return A.resize(image, short, short)
         return A.resize_shorter_side(image, short)
 
@@ -144,6 +146,9 @@ class Recipe:
                                          style, self.random_interpolation)
         if self.crop == "resize":
             return A.resize(x, size, size)
+        if self.crop == "pad":
+            p = self.pad_pixels
+            return A.random_crop(tf.pad(A.resize(x, size, size), [[p, p], [p, p], [0, 0]]), seed, size)
         return A.center_crop(A.resize_shorter_side(x, size), size)
 
 
@@ -195,6 +200,9 @@ RECIPES = {r.name: r for r in [
            crop="rrc", color="fb_jitter", lighting_std=0.1),
     _INCEPTION,
     dataclasses.replace(_INCEPTION, name="googlenet"),
+    Recipe("cifar", "ResNet paper, CIFAR-10 (Sec. 4.2): 4 pixels of zero padding on each side, "
+           "random 32x32 crop, horizontal flip; per-channel mean/std. Eval: the image as it is.",
+           crop="pad", normalization="imagenet"),
     Recipe("digits", "Small grayscale digits: the whole image resized to size x size, scaled "
            "to [0, 1]; no augmentation.", crop="resize", flip=False, normalization="unit"),
     Recipe("none", "No augmentation: shorter side to size, centre crop, scaled to [0, 1].",

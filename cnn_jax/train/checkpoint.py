@@ -7,6 +7,7 @@ is unreadable (truncated, corrupted), warning about each one it skips.
 
 import logging
 import pathlib
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
@@ -59,14 +60,25 @@ class Checkpoints:
                 restored = self.manager.restore(s, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
             except Exception as e:  # noqa: BLE001  (orbax raises many types for a damaged step)
-                logging.warning("Checkpoint step %d in %s is unreadable (%s); trying an older one.",
-                                s, self.directory, str(e).splitlines()[0][:200])
+                logging.warning("Checkpoint step %d in %s is unreadable (%s); moved to %s, trying an older one.",
+                                s, self.directory, str(e).splitlines()[0][:200], self._quarantine(s))
                 continue
             return s, _merge(template, restored.state), restored.meta
         if candidates and step is None:
             raise UserError(f"Every checkpoint in {self.directory} is unreadable; move the folder away "
                             "to start afresh, or restore it from a backup.")
         return None
+
+    def _quarantine(self, step: int) -> pathlib.Path:
+        """Move a damaged step aside (kept for inspection) so that it can be written again."""
+        target = self.directory.parent / "checkpoints_unreadable" / str(step)
+        if jax.process_index() == 0:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.move(str(self.directory / str(step)), str(target))
+        self.manager.reload()
+        return target
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

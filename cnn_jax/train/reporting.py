@@ -17,13 +17,11 @@ def setup_logging(workdir: pathlib.Path | None = None) -> None:
     """Log to stderr, and to workdir/train.log when there is a workdir (process 0 only)."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    for h in [h for h in root.handlers if not getattr(h, "_cnn_jax", False) and not getattr(h, "_cnn_jax_file", False)]:
+    for h in [h for h in root.handlers if not getattr(h, "_cnn_jax_file", False)]:
         root.removeHandler(h)  # a library's basicConfig would print every line twice
-    if not any(getattr(h, "_cnn_jax", False) for h in root.handlers):
-        console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(logging.Formatter(LOG_FORMAT, "%H:%M:%S"))
-        console._cnn_jax = True
-        root.addHandler(console)
+    console = logging.StreamHandler(sys.stderr)  # the current stderr (tests swap it)
+    console.setFormatter(logging.Formatter(LOG_FORMAT, "%H:%M:%S"))
+    root.addHandler(console)
     for h in [h for h in root.handlers if getattr(h, "_cnn_jax_file", False)]:
         root.removeHandler(h)
         h.close()

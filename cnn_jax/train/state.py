@@ -24,6 +24,14 @@ def initial_control() -> dict:
             "bad_evals": jnp.zeros((), jnp.int32)}
 
 
+def fresh_batch_stats(batch_stats):
+    """BatchNorm's initial running statistics (mean 0, variance 1): a training-mode init has
+    already averaged its dummy batch into them."""
+    def reset(path, x):
+        return jnp.ones_like(x) if path[-1].key == "var" else jnp.zeros_like(x)
+    return jax.tree_util.tree_map_with_path(reset, batch_stats)
+
+
 def create_state(model, tx, rng, input_shape) -> TrainState:
     init_rng, dropout_rng, state_rng = jax.random.split(rng, 3)
     # Initialised in training mode so that training-only parts (auxiliary heads) get parameters.
@@ -31,6 +39,6 @@ def create_state(model, tx, rng, input_shape) -> TrainState:
                            train=True)
     params = variables["params"]
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
+                      batch_stats=fresh_batch_stats(variables.get("batch_stats", {})), opt_state=tx.init(params),
                       rng=jax.random.key_data(state_rng), control=initial_control(),
                       apply_fn=model.apply, tx=tx)

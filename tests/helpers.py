@@ -1,0 +1,37 @@
+"""Small helpers shared by the training tests."""
+
+import json
+import pathlib
+
+import jax
+import numpy as np
+
+from cnn_jax.evaluate import load_workdir_config
+from cnn_jax.train.checkpoint import Checkpoints
+from cnn_jax.train.loop import build_run
+
+
+def final_params(workdir, step=None) -> dict:
+    """The parameters of a workdir's checkpoint (latest by default) as numpy arrays."""
+    workdir = pathlib.Path(workdir)
+    config = load_workdir_config(workdir)
+    run = build_run(config, num_devices=1)
+    ckpts = Checkpoints(workdir / "checkpoints")
+    try:
+        _, state, _ = ckpts.restore(run.state, step)
+    finally:
+        ckpts.close()
+    return jax.tree.map(np.asarray, jax.device_get(state.params))
+
+
+def max_abs_diff(a, b) -> float:
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def metrics(workdir) -> list:
+    path = pathlib.Path(workdir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def train_losses(workdir) -> dict:
+    return {m["step"]: m["train/loss"] for m in metrics(workdir) if "train/loss" in m}
