@@ -18,6 +18,9 @@ USAGE = """cnn-jax COMMAND ...
   table      runs/a runs/b ... [--format md|csv] [--out FILE]
   reproduce  experiments/digits.py --workdir runs/digits
   bench      resnet50 [--batch-size 16] [--dtype bfloat16]
+  sweep      experiments/sweeps/digits_lr.py --workdir runs/sweep [--storage URL] [--trials N]
+  explain    --workdir runs/lenet5 --image IMG --method saliency|gradcam|occlusion --out OUT.png
+  bench-data --recipe resnet [--images 2000]
 """
 
 
@@ -133,8 +136,21 @@ def cmd_bench(argv: list) -> int:
     return bench_main(argv)
 
 
+def _lazy(target: str):
+    """A command implemented in its own module, imported only when it runs."""
+    module, _, function = target.partition(":")
+
+    def run(argv: list) -> int:
+        import importlib
+        return getattr(importlib.import_module(module), function)(argv)
+    return run
+
+
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "summary": cmd_summary, "table": cmd_table,
-            "reproduce": cmd_reproduce, "bench": cmd_bench}
+            "reproduce": cmd_reproduce, "bench": cmd_bench,
+            "sweep": _lazy("cnn_jax.sweep:cmd_sweep"),
+            "explain": _lazy("cnn_jax.analysis.explain:cmd_explain"),
+            "bench-data": _lazy("cnn_jax.data.bench_data:cmd_bench_data")}
 
 
 def main(argv: list | None = None) -> None:
