@@ -1,0 +1,132 @@
+"""`cnn-jax bench`: steady-state training and inference images/s, compile time and
+model FLOPs utilisation (XLA's FLOP count of the step over a matmul peak measured here).
+
+Ends with one JSON line: {"model", "batch_size", "dtype", "device", "train_img_per_s",
+"infer_img_per_s", "compile_s", "mfu", ...}. Times are medians of alternating-free
+repeated steps; on a shared machine compare figures measured in the same run.
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from cnn_jax import models
+from cnn_jax.train import parallel
+from cnn_jax.train.state import create_state
+from cnn_jax.train.steps import make_train_step, zero_train_metrics
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def matmul_peak_flops(dtype=jnp.float32, n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a large square matmul on the first device (float32 accumulation for bf16)."""
+    a = jnp.ones((n, n), dtype)
+    f = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
+    f(a, a).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(a, a).block_until_ready()
+        times.append(time.perf_counter() - t)
+    return 2.0 * n ** 3 / min(times)
+
+
+def _median_time(fn, steps: int) -> float:
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench(name: str, batch_size: int = 16, dtype: str = "float32", input_size: int = 0, steps: int = 5,
+          warmup: int = 2, num_classes: int = 1000, num_devices: int = 0, loop: bool = False) -> dict:
+    spec = models.get_spec(name)
+    size = input_size or spec.input_size
+    mesh = parallel.make_mesh(num_devices)
+    parallel.check_batch_divisible(batch_size, mesh, "batch_size")
+    repl = parallel.replicated(mesh)
+    model = models.create_model(name, num_classes=num_classes, dtype=DTYPES[dtype])
+    tx = optax.sgd(0.01, momentum=0.9)
+    shape = (batch_size, size, size, spec.in_channels)
+    state = jax.jit(lambda r: create_state(model, tx, r, (1,) + shape[1:]), out_shardings=repl)(jax.random.key(0))
+    rng = np.random.default_rng(0)
+    batch_np = {"image": rng.standard_normal(shape, dtype=np.float32),
+                "label": rng.integers(0, num_classes, batch_size).astype(np.int32)}
+    batch = parallel.to_global(batch_np, mesh)
+    metrics = jax.device_put(zero_train_metrics(), repl)
+    step = jax.jit(make_train_step(), donate_argnums=(0, 2), out_shardings=(repl, repl))
+
+    t = time.perf_counter()
+    lowered = step.lower(state, batch, metrics)
+    compiled = lowered.compile()
+    compile_s = time.perf_counter() - t
+    cost = compiled.cost_analysis()
+    flops = float((cost[0] if isinstance(cost, list) else cost).get("flops", 0.0))
+
+    holder = {"state": state, "metrics": metrics}
+
+    def train_once():
+        holder["state"], holder["metrics"] = compiled(holder["state"], batch, holder["metrics"])
+        return holder["metrics"]["loss_sum"]
+
+    for _ in range(warmup):
+        train_once()
+    train_s = _median_time(train_once, steps)
+
+    variables = {"params": holder["state"].params, "batch_stats": holder["state"].batch_stats}
+    infer = jax.jit(lambda v, x: model.apply(v, x, train=False))
+    infer(variables, batch["image"]).block_until_ready()
+    infer_s = _median_time(lambda: infer(variables, batch["image"]), steps)
+
+    peak = matmul_peak_flops(jnp.bfloat16 if dtype == "bfloat16" else jnp.float32)
+    result = {"model": name, "batch_size": batch_size, "dtype": dtype, "input_size": size,
+              "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
+              "devices": int(mesh.devices.size), "train_img_per_s": batch_size / train_s,
+              "infer_img_per_s": batch_size / infer_s, "compile_s": compile_s,
+              "step_gflop": flops / 1e9, "peak_gflop_per_s": peak / 1e9,
+              "mfu": flops / train_s / (peak * mesh.devices.size)}
+    if loop:
+        result["loop_img_per_s"] = batch_size / _loop_step_time(compiled, holder, batch_np, mesh, steps)
+    return result
+
+
+def _loop_step_time(compiled, holder, batch_np, mesh, steps: int, log_every: int = 50) -> float:
+    """Seconds per step of the training loop's own machinery on in-memory batches: host
+    batches transferred through the prefetch queue, metrics fetched every `log_every` steps."""
+    n = max(steps * 4, log_every)
+    batches = parallel.prefetch_to_mesh((batch_np for _ in range(n)), mesh)
+    t = time.perf_counter()
+    for i, b in enumerate(batches, 1):
+        holder["state"], holder["metrics"] = compiled(holder["state"], b, holder["metrics"])
+        if i % log_every == 0 or i == n:
+            jax.device_get(holder["metrics"])
+    return (time.perf_counter() - t) / n
+
+
+def main(argv: list) -> int:
+    p = argparse.ArgumentParser(prog="cnn-jax bench")
+    p.add_argument("model")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    p.add_argument("--input-size", type=int, default=0)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--num-devices", type=int, default=0)
+    p.add_argument("--loop", action="store_true", help="also time the training loop's machinery")
+    a = p.parse_args(argv)
+    r = bench(a.model, a.batch_size, a.dtype, a.input_size, a.steps, a.warmup, a.num_classes, a.num_devices, a.loop)
+    print(f"{r['model']} batch {r['batch_size']} {r['dtype']} at {r['input_size']}px on {r['device']} x{r['devices']}: "
+          f"train {r['train_img_per_s']:.2f} img/s, inference {r['infer_img_per_s']:.2f} img/s, "
+          f"compile {r['compile_s']:.1f} s, {r['step_gflop']:.1f} GFLOP/step, MFU {100 * r['mfu']:.1f}% "
+          f"of a {r['peak_gflop_per_s']:.0f} GFLOP/s matmul peak")
+    print(json.dumps(r))
+    return 0
