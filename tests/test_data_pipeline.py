@@ -86,3 +86,28 @@ def test_image_folder_and_missing_data(tmp_path):
         open_source("imagenet2012", str(tmp_path / "tfds"))
     with pytest.raises(UserError, match="Unknown dataset 'mnits'.*'mnist'"):
         open_source("mnits", str(tmp_path / "tfds"))
+
+
+def _folder_with_a_corrupt_image(tmp_path):
+    from PIL import Image
+    for split in ("train", "val"):
+        for cls in ("a", "b"):
+            d = tmp_path / "imgs" / split / cls
+            d.mkdir(parents=True)
+            for i in range(4):
+                Image.fromarray(np.full((36, 36, 3), 30 * i, np.uint8)).save(d / f"{i}.jpg")
+    bad = tmp_path / "imgs" / "train" / "b" / "2.jpg"
+    bad.write_bytes(bad.read_bytes()[:40])  # truncated JPEG
+    return tmp_path / "imgs", bad
+
+
+def test_corrupt_image_is_named_or_skipped(tmp_path):
+    folder, bad = _folder_with_a_corrupt_image(tmp_path)
+    src = open_source(str(folder))
+    config = digits_config(4, recipe="none", image_size=32, cache=False)
+    with pytest.raises(UserError, match=f"Image {bad} cannot be decoded.*skip_corrupt=True"):
+        list(zip(range(4), Pipeline(src, config).train_batches(0)))
+    config.data.skip_corrupt = True
+    # 7 decodable images of 8: the epoch's two batches of 4 shrink to one (the remainder is dropped).
+    batches = list(Pipeline(src, config).train_epoch(0).as_numpy_iterator())
+    assert [b["image"].shape for b in batches] == [(4, 32, 32, 3)]

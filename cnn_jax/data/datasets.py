@@ -35,7 +35,11 @@ class Source:
     num_train: int
     num_eval: int
     image_shape: tuple              # (H, W, C); H, W None when sizes vary
-    is_folder: bool = False
+    folder: str = ""                # the root of an image folder, "" for TFDS datasets
+
+    @property
+    def is_folder(self) -> bool:
+        return bool(self.folder)
 
 
 def default_data_dir(data_dir: str) -> str:
@@ -92,7 +96,7 @@ def open_source(name: str, data_dir: str = "", train_split: str = "train", eval_
     if "/" in name or path.is_dir():
         if not path.is_dir():
             raise UserError(f"Image folder {name!r} does not exist; pass an existing folder or a TFDS name.")
-        builder, is_folder = _folder_builder(path), True
+        builder, folder = _folder_builder(path), str(path)
     else:
         data_dir = default_data_dir(data_dir)
         if name == "digits":
@@ -102,7 +106,7 @@ def open_source(name: str, data_dir: str = "", train_split: str = "train", eval_
                             "pass a TFDS name or the path of an image folder.")
         if name == "imagenet2012":
             _check_imagenet_archives(data_dir)
-        builder, is_folder = tfds.builder(name, data_dir=data_dir), False
+        builder, folder = tfds.builder(name, data_dir=data_dir), ""
         with _prepare_lock(data_dir):
             try:
                 builder.download_and_prepare()
@@ -118,4 +122,4 @@ def open_source(name: str, data_dir: str = "", train_split: str = "train", eval_
     return Source(name=name, builder=builder, train_split=train_split, eval_split=eval_name,
                   num_classes=features["label"].num_classes,
                   num_train=splits[train_split].num_examples, num_eval=splits[eval_name].num_examples,
-                  image_shape=tuple(features[image_key].shape), is_folder=is_folder)
+                  image_shape=tuple(features[image_key].shape), folder=folder)

@@ -113,8 +113,25 @@ class Pipeline:
         spe = steps_per_epoch(self.source.num_train, int(self.config.batch_size))
         epoch, offset = divmod(start_step, spe)
         while True:
-            yield from tfds.as_numpy(self.train_epoch(epoch, offset))
+            produced = 0
+            for batch in self._guard(tfds.as_numpy(self.train_epoch(epoch, offset)), self.source.train_split):
+                produced += 1
+                yield batch
+            if produced == 0 and offset == 0:
+                raise UserError(f"Epoch {epoch} of {self.source.name!r} produced no batch (too few decodable "
+                                "examples for the batch size); set --config.batch_size smaller.")
             epoch, offset = epoch + 1, 0
+
+    def _guard(self, batches, split: str):
+        """Turn a decoding failure into a sentence naming the undecodable file."""
+        try:
+            yield from batches
+        except tf.errors.InvalidArgumentError as e:
+            bad = find_undecodable(self.source, split) if self.source.is_folder else None
+            where = f"Image {bad[0]} cannot be decoded ({bad[1]})" if bad else \
+                f"An image of {self.source.name!r} split {split!r} cannot be decoded ({str(e).splitlines()[0][:120]})"
+            raise UserError(f"{where}; remove or replace it, or set --config.data.skip_corrupt=True "
+                            "to skip undecodable images.") from None
 
     # ---- evaluation ---------------------------------------------------------------
     def eval_dataset(self, global_batch: int, recipe_eval=None) -> tf.data.Dataset:
@@ -134,4 +151,16 @@ class Pipeline:
         return ds.batch(local, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(_options())
 
     def eval_batches(self, global_batch: int, recipe_eval=None):
-        return tfds.as_numpy(self.eval_dataset(global_batch, recipe_eval))
+        return self._guard(tfds.as_numpy(self.eval_dataset(global_batch, recipe_eval)), self.source.eval_split)
+
+
+def find_undecodable(source: Source, split: str):
+    """(path, reason) of the first image of an image-folder split that TF cannot decode."""
+    import pathlib
+    root = pathlib.Path(source.folder) / split
+    for path in sorted(root.glob("*/*")):
+        try:
+            tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False)
+        except tf.errors.InvalidArgumentError as e:
+            return path, str(e).splitlines()[0][:80]
+    return None
