@@ -10,7 +10,7 @@ import pytest
 from cnn_jax import models
 from cnn_jax.analysis.summary import summarize
 from cnn_jax.errors import UserError
-from cnn_jax.models import alexnet, googlenet, vgg
+from cnn_jax.models import alexnet, googlenet, layers, vgg
 from model_checks import check_params_and_macs, native_shape, output_shape
 
 CLASSIC = ["alexnet", "alexnet_owt", "zfnet", "vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16",
@@ -112,7 +112,7 @@ def test_alexnet_owt_adaptive_pool_accepts_other_sizes():
 
 def test_lrn_is_the_paper_formula():
     x = np.asarray(jax.random.normal(jax.random.key(3), (2, 3, 3, 7)), np.float32)
-    y = np.asarray(alexnet.LRN(size=5, alpha=1e-2, beta=0.75, k=2.0).apply({}, x))
+    y = np.asarray(layers.LRN(size=5, alpha=1e-2, beta=0.75, k=2.0).apply({}, x))
     sq = np.pad(x * x, ((0, 0), (0, 0), (0, 0), (2, 2)))
     window = sum(sq[..., i:i + 7] for i in range(5))  # maps i-2..i+2, clipped at the ends
     np.testing.assert_allclose(y, x / (2.0 + 1e-2 * window) ** 0.75, rtol=1e-6)
@@ -120,10 +120,10 @@ def test_lrn_is_the_paper_formula():
 
 def test_adaptive_avg_pool_matches_torch_windows():
     x = jnp.arange(8.0).reshape(1, 8, 1, 1) * jnp.ones((1, 8, 8, 1))
-    y = alexnet.adaptive_avg_pool(x, 7)
+    y = layers.adaptive_avg_pool(x, 7)
     # torch: 8 -> 7 windows [floor(8i/7), ceil(8(i+1)/7)) = [0,2),[1,3),...,[6,8)
     np.testing.assert_allclose(np.asarray(y[0, :, 0, 0]), np.arange(7) + 0.5)
-    np.testing.assert_array_equal(alexnet.adaptive_avg_pool(x[:, :7, :7], 7), x[:, :7, :7])
+    np.testing.assert_array_equal(layers.adaptive_avg_pool(x[:, :7, :7], 7), x[:, :7, :7])
 
 
 # ---------------------------------------------------------------- VGG

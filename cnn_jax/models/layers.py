@@ -11,6 +11,7 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Dtype = Any
 
@@ -91,3 +92,46 @@ def max_pool_ceil(x, k: int, s: int, p: int = 0):
 
 def global_avg_pool(x):
     return jnp.mean(x, axis=(1, 2))
+
+
+class LRN(nn.Module):
+    """Local response normalisation written as in the AlexNet paper (Sec. 3.3):
+
+        b_i = a_i / (k + alpha * sum_{j in the n maps around i} a_j^2) ** beta
+
+    `layers.lrn` is the Caffe/PyTorch form, which divides alpha by n, so we pass
+    alpha * n. (Caffe's alpha=1e-4 is therefore alpha=2e-5 here.) Computed in
+    float32: in bfloat16, k + alpha * sum would round to k.
+    """
+
+    size: int = 5
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 2.0
+
+    def __call__(self, x):
+        y = lrn(x.astype(jnp.float32), self.size, self.alpha * self.size, self.beta, self.k)
+        return y.astype(x.dtype)
+
+    def count_macs(self, inputs, outputs):
+        return 0  # the reference counts convolution and dense multiply-adds only
+
+
+def _adaptive_pool_matrix(n: int, out: int) -> np.ndarray:
+    """(out, n) averaging weights of torch's adaptive pooling: window i is
+    [floor(i*n/out), ceil((i+1)*n/out))."""
+    m = np.zeros((out, n), np.float32)
+    for i in range(out):
+        lo, hi = (i * n) // out, -(-((i + 1) * n) // out)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
+def adaptive_avg_pool(x, size: int):
+    """torch.nn.AdaptiveAvgPool2d(size) on NHWC; the identity on a size x size map."""
+    h, w = x.shape[1:3]
+    if (h, w) == (size, size):
+        return x
+    mh = jnp.asarray(_adaptive_pool_matrix(h, size), x.dtype)
+    mw = jnp.asarray(_adaptive_pool_matrix(w, size), x.dtype)
+    return jnp.einsum("ih,jw,nhwc->nijc", mh, mw, x)

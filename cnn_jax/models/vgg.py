@@ -43,8 +43,7 @@ import jax
 import jax.numpy as jnp
 
 from cnn_jax.errors import UserError
-from cnn_jax.models.alexnet import LRN, adaptive_avg_pool
-from cnn_jax.models.layers import ConvBN, he_normal_fan_out
+from cnn_jax.models.layers import LRN, ConvBN, adaptive_avg_pool, he_normal_fan_out
 from cnn_jax.models.registry import register
 
 M = "M"
