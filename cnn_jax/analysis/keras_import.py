@@ -249,10 +249,14 @@ def assemble(pairs: list, ours: list, family: FamilyMap) -> tuple:
                                 f"{'/'.join(key)} is {shapes[key]}")
             else:
                 filled[key], sources[key] = t.value, t.source
+    folded = {}
     for bn, t in folds:
         mean = ("batch_stats", bn, "mean")
-        if mean in filled and filled[mean].shape == t.value.shape:
+        if bn in folded:
+            problems.append(f"twice: {folded[bn]} and {t.source} both fold into {bn}")
+        elif mean in filled and filled[mean].shape == t.value.shape:
             filled[mean] = filled[mean] - t.value  # BN(z + b; mean m) = BN(z; mean m - b)
+            folded[bn] = t.source
         else:
             problems.append(f"extra: {t.source} has no BatchNorm mean to fold into at {bn}")
     missing = sorted("/".join(key) for key in shapes if key not in filled)
@@ -342,8 +346,9 @@ def saved_num_classes(path: pathlib.Path) -> int | None:
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read("config.json"))
         for layer in config.get("config", {}).get("layers", []):
-            if layer.get("name") in ("predictions", "conv_preds"):
-                return layer["config"].get("units") or layer["config"].get("filters")
+            units = layer.get("config", {}).get("units") or layer.get("config", {}).get("filters")
+            if layer.get("name") in ("predictions", "conv_preds") and units:
+                return int(units)
         return None
     import h5py
     with h5py.File(path, "r") as f:
@@ -359,10 +364,11 @@ def saved_num_classes(path: pathlib.Path) -> int | None:
                     return None if bias is None else int(bias.shape[0])
             return None
         root = f.get("model_weights", f)  # Keras 2: groups named like the layers
-        for name in ("predictions", "conv_preds"):
+        for name in ("predictions", "conv_preds"):  # MobileNet's "predictions" has no weights
+            found = []
             if name in root:
-                found = []
                 root[name].visititems(lambda n, d: found.append(d.shape)
                                       if hasattr(d, "shape") and len(d.shape) == 1 else None)
-                return int(found[0][0]) if found else None
+            if found:
+                return int(found[0][0])
     return None

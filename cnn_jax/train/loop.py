@@ -93,7 +93,10 @@ def evaluate(run: Run, state, eval_step=None, pipeline_eval=None) -> dict:
     for batch in parallel.prefetch_to_mesh(batches, run.mesh):
         sums = eval_step(state, batch, sums)
     sums = jax.device_get(sums)
-    n = max(float(sums["count"]), 1.0)
+    if float(sums["count"]) == 0:
+        raise RuntimeError(f"evaluation of {run.config.dataset!r} split {run.source.eval_split!r} saw no examples "
+                           f"(expected {run.source.num_eval})")
+    n = float(sums["count"])
     return {"top1": float(sums["top1"]) / n, "top5": float(sums["top5"]) / n,
             "loss": float(sums["loss_sum"]) / n, "count": int(sums["count"])}
 
@@ -137,7 +140,11 @@ def _results(run: Run, status: str, step: int, val: dict | None, wall: float, im
     }
 
 
-def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_devices: int = 0) -> dict:
+def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_devices: int = 0,
+                       on_eval=None) -> dict:
+    """Train (or resume) the run in `workdir` and evaluate it. `on_eval(step, val_metrics)`, if
+    given, is called after each evaluation and its checkpoint; it may raise to stop the run
+    (a sweep prunes a trial this way)."""
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     setup_logging(workdir)
@@ -162,7 +169,7 @@ def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_d
     if start == 0:
         writer.write_hparams(_flat_hparams(resolved))
     try:
-        return _loop(run, state, start, ckpts, writer, workdir)
+        return _loop(run, state, start, ckpts, writer, workdir, on_eval)
     except Exception as e:
         _record_failure(results_file, config, e)
         raise
@@ -184,7 +191,7 @@ def _flat_hparams(resolved: dict) -> dict:
     return flatten(resolved)
 
 
-def _loop(run: Run, state, start: int, ckpts: Checkpoints, writer: MetricsWriter, workdir) -> dict:
+def _loop(run: Run, state, start: int, ckpts: Checkpoints, writer: MetricsWriter, workdir, on_eval=None) -> dict:
     cfg, total, spe = run.config, run.total_steps, run.steps_per_epoch
     repl = parallel.replicated(run.mesh)
     train_step = jax.jit(make_train_step(float(cfg.loss.label_smoothing), float(cfg.loss.aux_weight)),
@@ -232,6 +239,8 @@ def _loop(run: Run, state, start: int, ckpts: Checkpoints, writer: MetricsWriter
         if do_ckpt:
             ckpts.save(s, state, {"step": s, "model": cfg.model}, fresh_top1)
             last_good_ckpt = s
+        if on_eval is not None and fresh_top1 is not None:
+            on_eval(s, last_val)
         t0 = time.perf_counter()
     progress.close()
     ckpts.wait()
