@@ -111,3 +111,13 @@ def test_corrupt_image_is_named_or_skipped(tmp_path):
     # 7 decodable images of 8: the epoch's two batches of 4 shrink to one (the remainder is dropped).
     batches = list(Pipeline(src, config).train_epoch(0).as_numpy_iterator())
     assert [b["image"].shape for b in batches] == [(4, 32, 32, 3)]
+
+
+def test_bench_data_measures_each_recipe(tmp_path, capsys):
+    from conftest import run_cli
+    code, out, _ = run_cli(["bench-data", "--recipe", "resnet", "inception", "--images", "40", "--folder",
+                            tmp_path / "jpegs", "--batch-size", "8", "--batches", "2", "--size", "64"], capsys)
+    import json
+    r = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and set(r["img_per_s"]) == {"resnet", "inception"} and min(r["img_per_s"].values()) > 0
+    assert len(list((tmp_path / "jpegs" / "train").glob("*/*.jpg"))) == 40

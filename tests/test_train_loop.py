@@ -76,6 +76,11 @@ def test_workdir_outputs(tmp_path, data_dir, root, capsys):
     code, out, _ = run_cli(["eval", "--workdir", wd, "--step", "latest"], capsys)
     assert code == 0
     assert json.loads((wd / "eval_center.json").read_text())["top1"] == pytest.approx(res["top1"])
+    # 10-crop of digits: the crops equal the whole 32x32 image, so the protocol averages each
+    # image's logits with its mirror image's; every example is still counted once.
+    assert run_cli(["eval", "--workdir", wd, "--step", "latest", "--protocol", "10crop"], capsys)[0] == 0
+    ten = json.loads((wd / "eval_10crop.json").read_text())
+    assert ten["count"] == 300 and ten["protocol"] == "10crop" and 0.0 <= ten["top1"] <= ten["top5"] <= 1.0
 
 
 def _error(capsys, args):
