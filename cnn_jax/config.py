@@ -70,6 +70,11 @@ def base_config() -> ml_collections.ConfigDict:
         end_lr_fraction=0.0,              # cosine: final lr as a fraction of the base
     ))
     c.loss = ml_collections.ConfigDict(dict(label_smoothing=0.0, aux_weight=0.3))
+    c.transfer = ml_collections.ConfigDict(dict(
+        init_from="",                     # a workdir or a weights file (cnn_jax/train/transfer.py)
+        freeze="",                        # "backbone": train only what was not loaded (the head)
+        backbone_lr_scale=1.0,            # learning-rate multiplier of the loaded parameters
+    ))
     c.log_every_steps = 50
     c.eval_every_steps = 0                # 0 = once per epoch
     c.checkpoint_every_steps = 0          # 0 = once per epoch

@@ -73,6 +73,8 @@ class Pipeline:
     def _to_channels(self, image):
         if image.shape[-1] == 1 and self.channels == 3:
             return tf.image.grayscale_to_rgb(image)
+        if image.shape[-1] == 3 and self.channels == 1:  # e.g. a grayscale model on an RGB folder
+            return tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))), image.dtype)
         return image
 
     def _local_slice(self, ds: tf.data.Dataset, local_batch: int) -> tf.data.Dataset:

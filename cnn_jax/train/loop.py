@@ -81,7 +81,23 @@ def build_run(config, num_devices: int = 0) -> Run:
     rng = jax.random.key(int(config.seed))
     state = jax.jit(lambda r: create_state(model, tx, r, input_shape),
                     out_shardings=parallel.replicated(mesh))(rng)
+    if config.get("transfer") and config.transfer.init_from:
+        state = _transfer_state(config, state, model)
     return Run(config, source, pipeline, mesh, model, state, schedule, spe, total, input_shape)
+
+
+def _transfer_state(config, state, model):
+    """Initial weights from `transfer.init_from`; the optimizer freezes or slows the backbone."""
+    from cnn_jax.train import transfer
+    pretrained = transfer.load_pretrained(config.transfer.init_from, config.model)
+    params, status = transfer.merge(jax.device_get(state.params), pretrained.get("params", {}))
+    batch_stats, _ = transfer.merge(jax.device_get(state.batch_stats), pretrained.get("batch_stats", {}))
+    transfer.log_status(status)
+    tx = transfer.wrap_optimizer(state.tx, config.transfer, transfer.param_labels(status))
+    repl = jax.sharding.NamedSharding(state.step.sharding.mesh, jax.sharding.PartitionSpec())
+    params, batch_stats = jax.device_put((params, batch_stats), repl)
+    return state.replace(params=params, batch_stats=batch_stats, tx=tx,
+                         opt_state=jax.jit(tx.init, out_shardings=repl)(params))
 
 
 def evaluate(run: Run, state, eval_step=None, pipeline_eval=None) -> dict:
