@@ -19,7 +19,7 @@ USAGE = """cnn-jax COMMAND ...
   reproduce  experiments/digits.py --workdir runs/digits
   bench      resnet50 [--batch-size 16] [--dtype bfloat16]
   sweep      experiments/sweeps/digits_lr.py --workdir runs/sweep [--storage URL] [--trials N]
-  explain    --workdir runs/lenet5 --image IMG --method saliency|gradcam|occlusion --out OUT.png
+  explain    --workdir runs/lenet5 --image IMG --method saliency|smoothgrad|guided|gradcam|occlusion|filters|activations|dream --out OUT.png
   bench-data --recipe resnet [--images 2000]
 """
 
