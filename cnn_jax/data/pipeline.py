@@ -147,7 +147,9 @@ class Pipeline:
             num_parallel_calls=self.parallel, deterministic=True)
         pad = (-self.source.num_eval) % global_batch
         if pad:
-            blank = {k: tf.zeros_like(v) for k, v in next(iter(ds.take(1))).items()}
+            # Built from the element spec: reading one element would leave the split's in-memory
+            # cache half-filled, and a concurrent reader can then see it as complete and empty.
+            blank = {k: tf.zeros(spec.shape, spec.dtype) for k, spec in ds.element_spec.items()}
             ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat(pad))
         ds = self._local_slice(ds.enumerate(), local).map(lambda i, ex: ex)
         return ds.batch(local, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(_options())

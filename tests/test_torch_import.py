@@ -1,0 +1,393 @@
+"""torchvision state dicts in our flax models.
+
+Without torch: synthetic state dicts, named and shaped by torchvision's rules (written
+out here independently of `torch_maps`) and filled with random numbers, go through
+`.safetensors` files; every tensor must land in exactly one of our variables with its
+values, and hand-picked ones where torchvision's layout says. Random values also
+stand in for BatchNorm statistics so that a misplaced one shows.
+
+With torch and torchvision (skipped otherwise): the same generators are checked
+against torchvision's own state dicts, `.pth` files load, and our logits equal
+torchvision's for random weights, as max |ours - torch| / max |torch|.
+"""
+
+import collections
+import pickle
+import sys
+import zipfile
+
+import jax
+import numpy as np
+import pytest
+from flax import traverse_util
+
+from cnn_jax.analysis import torch_import as ti
+
+RTOL = 1e-4
+
+
+# ----------------------------------------------------------------------------- torchvision's names
+
+def conv(name, cin, cout, k, bias=False):
+    return {f"{name}.weight": (cout, cin, k, k), **({f"{name}.bias": (cout,)} if bias else {})}
+
+
+def bn(name, c):
+    return {f"{name}.{leaf}": (c,) for leaf in ("weight", "bias", "running_mean", "running_var")} \
+        | {f"{name}.num_batches_tracked": ()}
+
+
+def linear(name, fin, fout):
+    return {f"{name}.weight": (fout, fin), f"{name}.bias": (fout,)}
+
+
+def resnet_keys(blocks, bottleneck, num_classes):
+    keys, cin = conv("conv1", 3, 64, 7) | bn("bn1", 64), 64
+    for i, (n, width) in enumerate(zip(blocks, (64, 128, 256, 512)), start=1):
+        cout = width * (4 if bottleneck else 1)
+        for j in range(n):
+            p = f"layer{i}.{j}"
+            convs = ([(cin, width, 1), (width, width, 3), (width, cout, 1)] if bottleneck
+                     else [(cin, width, 3), (width, width, 3)])
+            for k, (a, b, size) in enumerate(convs, start=1):
+                keys |= conv(f"{p}.conv{k}", a, b, size) | bn(f"{p}.bn{k}", b)
+            if j == 0 and (i > 1 or cin != cout):
+                keys |= conv(f"{p}.downsample.0", cin, cout, 1) | bn(f"{p}.downsample.1", cout)
+            cin = cout
+    return keys | linear("fc", cin, num_classes)
+
+
+def densenet_keys(growth, stem, blocks, num_classes, legacy=False):
+    """`legacy`: the published files' `norm.1` spelling of torchvision's `norm1`."""
+    keys, c, dot = conv("features.conv0", 3, stem, 7) | bn("features.norm0", stem), stem, \
+        "." if legacy else ""
+    for b, n in enumerate(blocks, start=1):
+        for i in range(1, n + 1):
+            p = f"features.denseblock{b}.denselayer{i}"
+            keys |= (bn(f"{p}.norm{dot}1", c) | conv(f"{p}.conv{dot}1", c, 4 * growth, 1)
+                     | bn(f"{p}.norm{dot}2", 4 * growth)
+                     | conv(f"{p}.conv{dot}2", 4 * growth, growth, 3))
+            c += growth
+        if b < len(blocks):
+            keys |= bn(f"features.transition{b}.norm", c) | conv(f"features.transition{b}.conv", c,
+                                                                 c // 2, 1)
+            c //= 2
+    return keys | bn("features.norm5", c) | linear("classifier", c, num_classes)
+
+
+VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+
+def vgg_keys(config, batch_norm, fc, num_classes):
+    keys, index, cin = {}, 0, 3
+    for v in config:
+        if v == "M":
+            index += 1
+            continue
+        keys |= conv(f"features.{index}", cin, v, 3, bias=True)
+        keys |= bn(f"features.{index + 1}", v) if batch_norm else {}
+        index, cin = index + (3 if batch_norm else 2), v
+    return (keys | linear("classifier.0", 512 * 7 * 7, fc) | linear("classifier.3", fc, fc)
+            | linear("classifier.6", fc, num_classes))
+
+
+def alexnet_keys(fc, num_classes):
+    keys = {}
+    for index, (cin, cout, k) in zip((0, 3, 6, 8, 10), ((3, 64, 11), (64, 192, 5), (192, 384, 3),
+                                                        (384, 256, 3), (256, 256, 3))):
+        keys |= conv(f"features.{index}", cin, cout, k, bias=True)
+    return (keys | linear("classifier.1", 256 * 6 * 6, fc) | linear("classifier.4", fc, fc)
+            | linear("classifier.6", fc, num_classes))
+
+
+# (our model, torchvision key shapes, model kwargs); small FC layers keep VGG/AlexNet light.
+CASES = {
+    "resnet18": (lambda: resnet_keys((2, 2, 2, 2), False, 10), {}),
+    "resnet50_v1_5": (lambda: resnet_keys((3, 4, 6, 3), True, 10), {}),
+    "densenet121": (lambda: densenet_keys(32, 64, (6, 12, 24, 16), 10, legacy=True), {}),
+    "vgg11": (lambda: vgg_keys(VGG11, False, 32, 10), {"fc_features": (32, 32)}),
+    "vgg11_bn": (lambda: vgg_keys(VGG11, True, 32, 10), {"fc_features": (32, 32)}),
+    "alexnet_owt": (lambda: alexnet_keys(32, 10), {"fc_features": (32, 32)}),
+}
+
+
+def random_state(shapes: dict, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {k: (np.array(7, np.int64) if k.endswith("num_batches_tracked")
+                else rng.standard_normal(s, np.float32)) for k, s in shapes.items()}
+
+
+def save_safetensors(state: dict, path) -> str:
+    from safetensors.numpy import save_file
+    save_file(state, str(path))
+    return str(path)
+
+
+def flat(variables) -> dict:
+    return {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(variables).items()}
+
+
+def fingerprint(a) -> bytes:
+    return np.sort(np.asarray(a, np.float32).ravel()).tobytes()
+
+
+# ----------------------------------------------------------------------------- without torch
+
+@pytest.mark.parametrize("model_name", sorted(CASES))
+def test_every_tensor_lands_once_with_its_values(model_name, tmp_path):
+    shapes, kwargs = CASES[model_name]
+    state = random_state(shapes())
+    module, variables = ti.load_torchvision_weights(
+        model_name, save_safetensors(state, tmp_path / "w.safetensors"), **kwargs)
+    ours = flat(variables)
+    tensors = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    assert module.num_classes == 10 and len(ours) == len(tensors)
+    # Random values are unique: each torch tensor's values are exactly one of our leaves'.
+    where = {fingerprint(v): k for k, v in ours.items()}
+    assert len(where) == len(ours)
+    assert sorted(where[fingerprint(v)] for v in tensors.values()) == sorted(ours)
+
+
+def test_resnet_tensors_go_where_torchvision_layout_says(tmp_path):
+    state = random_state(CASES["resnet18"][0]())
+    _, variables = ti.load_torchvision_weights("resnet18", state)
+    ours = flat(variables)
+    w = state["layer2.0.downsample.0.weight"]                      # (out, in, h, w)
+    kernel = ours["params/stage2_block1/shortcut/proj/conv/kernel"]  # (h, w, in, out)
+    assert kernel.shape == (1, 1, 64, 128) and kernel[0, 0, 5, 17] == w[17, 5, 0, 0]
+    w = state["layer3.1.conv2.weight"]
+    np.testing.assert_array_equal(ours["params/stage3_block2/conv2/conv/kernel"][2, 0, 7, 3],
+                                  w[3, 7, 2, 0])
+    for leaf, ours_leaf in (("weight", "params/{}/scale"), ("bias", "params/{}/bias"),
+                            ("running_mean", "batch_stats/{}/mean"),
+                            ("running_var", "batch_stats/{}/var")):
+        np.testing.assert_array_equal(ours[ours_leaf.format("stage4_block2/conv1/bn")],
+                                      state[f"layer4.1.bn1.{leaf}"])
+    np.testing.assert_array_equal(ours["params/stem/bn/scale"], state["bn1.weight"])
+    np.testing.assert_array_equal(ours["params/fc/kernel"], state["fc.weight"].T)
+
+
+def test_densenet_legacy_names_and_torchvision_epsilon(tmp_path):
+    state = random_state(CASES["densenet121"][0]())
+    module, variables = ti.load_torchvision_weights("densenet121", state)
+    ours = flat(variables)
+    assert module.bn_epsilon == 1e-5  # ours defaults to Keras's 1.001e-5
+    np.testing.assert_array_equal(ours["batch_stats/conv3_block7/1_bn/var"],
+                                  state["features.denseblock2.denselayer7.norm.2.running_var"])
+    np.testing.assert_array_equal(ours["params/pool4/conv/kernel"][0, 0],
+                                  state["features.transition3.conv.weight"][:, :, 0, 0].T)
+    np.testing.assert_array_equal(ours["params/bn/bias"], state["features.norm5.bias"])
+
+
+@pytest.mark.parametrize("model_name, window, channels", [("vgg11", 7, 512),
+                                                           ("alexnet_owt", 6, 256)])
+def test_first_fc_rows_follow_our_hwc_flatten(model_name, window, channels, tmp_path):
+    shapes, kwargs = CASES[model_name]
+    state = random_state(shapes())
+    _, variables = ti.load_torchvision_weights(model_name, state, **kwargs)
+    kernel = flat(variables)["params/fc6/kernel"]
+    torch_fc = state["classifier.0.weight" if model_name == "vgg11" else "classifier.1.weight"]
+    for c, h, w, o in ((0, 0, 0, 0), (3, 5, 1, 7), (channels - 1, window - 1, 2, 31)):
+        assert kernel[(h * window + w) * channels + c, o] == \
+            torch_fc[o, (c * window + h) * window + w]
+
+
+def test_dense_kernel_turns_torch_chw_flatten_into_ours():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 5, 3, 3), np.float32)                 # NCHW
+    weight = rng.standard_normal((4, 45), np.float32)
+    theirs = x.reshape(2, -1) @ weight.T
+    ours = x.transpose(0, 2, 3, 1).reshape(2, -1) @ ti.dense_kernel(weight, 3)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_grouped_conv_kernel_computes_torchs_grouped_conv():
+    import flax.linen as nn
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 4, 6, 6), np.float32)                 # NCHW, 2 groups of 2
+    weight = rng.standard_normal((6, 2, 3, 3), np.float32)            # torch (out, in/groups, h, w)
+    theirs = jax.lax.conv_general_dilated(x, weight, (1, 1), ((1, 1), (1, 1)),
+                                          dimension_numbers=("NCHW", "OIHW", "NCHW"),
+                                          feature_group_count=2)
+    layer = nn.Conv(6, (3, 3), padding=((1, 1), (1, 1)), feature_group_count=2, use_bias=False)
+    ours = layer.apply({"params": {"kernel": ti.conv_kernel(weight)}}, x.transpose(0, 2, 3, 1))
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs).transpose(0, 2, 3, 1),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_missing_extra_and_misshapen_tensors_are_named():
+    state = random_state(CASES["resnet18"][0]())
+    del state["layer1.0.bn1.running_mean"]
+    state["classifier.weight"] = np.zeros((10, 512), np.float32)  # a DenseNet's name
+    state["layer1.0.conv1.bias"] = np.zeros(64, np.float32)
+    state["layer2.1.conv1.weight"] = np.zeros((128, 128, 1, 1), np.float32)
+    with pytest.raises(ti.TorchImportError) as error:
+        ti.load_torchvision_weights("resnet18", state)
+    message = str(error.value)
+    assert message.startswith("torchvision's resnet18 weights do not fit our resnet18 one to one "
+                              "(4 problems)")
+    assert "extra: torchvision's classifier (weight) has no module in ours" in message
+    assert "extra: layer1.0.conv1.bias -> params/stage1_block1/conv1/conv/bias does not " \
+        "exist in ours" in message
+    assert "shape: layer2.1.conv1.weight is (128, 128, 1, 1)" in message
+    assert "missing: 2 of ours received nothing (batch_stats/stage1_block1/conv1/bn/mean, " \
+        "params/stage2_block2/conv1/conv/kernel)" in message
+
+
+def test_names_without_a_torchvision_counterpart():
+    assert ti.torchvision_architecture("resnet50_v1_5") == "resnet50"
+    assert ti.torchvision_architecture("alexnet_owt") == "alexnet"
+    assert len(ti.supported_models()) == 19
+    for name, hint in (("resnet50", "into our resnet50_v1_5"), ("alexnet", "into our alexnet_owt"),
+                       ("googlenet", "torchvision-layout GoogLeNet variant"),
+                       ("lenet5", "no torchvision counterpart")):
+        with pytest.raises(ti.TorchImportError, match=hint):
+            ti.load_torchvision_weights(name, {})
+
+
+class Opens:
+    """A pickle that, if unpickled, would create a file: what a malicious .pth would do."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+@pytest.mark.parametrize("wrap", ["raw", "zip"])
+def test_a_pickle_that_runs_code_is_refused_unread(tmp_path, protocol, wrap):
+    marker = tmp_path / "pwned"
+    data = pickle.dumps(collections.OrderedDict(w=Opens(marker)), protocol=protocol)
+    path = tmp_path / "evil.pth"
+    if wrap == "zip":  # torch.save's layout: <name>/data.pkl beside the raw tensors
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("evil/data.pkl", data)
+    else:
+        path.write_bytes(data)
+    with pytest.raises(ti.TorchImportError, match=r"^Refusing evil\.pth: unpickling it would "
+                                                  r"import (io|builtins)\.open"):
+        ti.load_torchvision_weights("resnet18", path)
+    assert not marker.exists()
+
+
+def test_pth_without_torch_says_how_to_read_it(tmp_path, monkeypatch):
+    path = tmp_path / "w.pth"
+    path.write_bytes(pickle.dumps(collections.OrderedDict(a=1), protocol=2))
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails
+    with pytest.raises(ti.TorchImportError, match=r"needs PyTorch: `pip install torch`, or "
+                                                  r"convert the file to \.safetensors"):
+        ti.load_torchvision_weights("resnet18", path)
+
+
+# ----------------------------------------------------------------------------- with torch
+
+def torchvision_model(architecture, seed=0, **kwargs):
+    """torchvision's model with random weights and BatchNorm statistics."""
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    kwargs.setdefault("num_classes", 10)
+    if architecture in ("inception_v3", "googlenet"):
+        kwargs.update(init_weights=False, transform_input=False)
+    model = getattr(torchvision.models, architecture)(weights=None, **kwargs).eval()
+    state = random_state({k: tuple(v.shape) for k, v in model.state_dict().items()}, seed)
+    for key, value in state.items():
+        leaf = key.rpartition(".")[2]
+        if value.ndim > 1:  # He-normal keeps activations O(1) through the stack
+            value = value * np.sqrt(2.0 / np.prod(value.shape[1:]))
+        elif leaf in ("weight", "running_var"):
+            value = np.abs(value) * 0.5 + 0.5
+        elif leaf != "num_batches_tracked":
+            value = value * 0.1
+        state[key] = torch.from_numpy(np.asarray(value))
+    model.load_state_dict(state)
+    return model
+
+
+def relative_logit_difference(model, module, variables, size, batch=2) -> float:
+    import torch
+    x = np.random.default_rng(1).uniform(-1.0, 1.0, (batch, 3, size, size)).astype(np.float32)
+    with torch.no_grad():
+        theirs = model(torch.from_numpy(x)).numpy()
+    ours = np.asarray(jax.jit(lambda v, y: module.apply(v, y, train=False))(
+        variables, x.transpose(0, 2, 3, 1)))
+    assert ours.shape == theirs.shape and np.abs(theirs).max() > 1e-3
+    return float(np.abs(ours - theirs).max() / np.abs(theirs).max())
+
+
+@pytest.mark.parametrize("architecture, ours", [
+    ("resnet18", CASES["resnet18"][0]), ("resnet50", CASES["resnet50_v1_5"][0]),
+    ("densenet121", lambda: densenet_keys(32, 64, (6, 12, 24, 16), 10)),
+    ("vgg11_bn", lambda: vgg_keys(VGG11, True, 4096, 10)),
+    ("alexnet", lambda: alexnet_keys(4096, 10))])
+def test_our_key_generators_are_torchvisions(architecture, ours):
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        model = getattr(torchvision.models, architecture)(weights=None, num_classes=10)
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == ours()
+
+
+def test_resnet18_pth_logits_equal_torchvision(tmp_path):
+    torch = pytest.importorskip("torch")
+    model = torchvision_model("resnet18")
+    torch.save(model.state_dict(), tmp_path / "new.pth")
+    torch.save(model.state_dict(), tmp_path / "old.pth", _use_new_zipfile_serialization=False)
+    module, variables = ti.load_torchvision_weights("resnet18", tmp_path / "new.pth")
+    rel = relative_logit_difference(model, module, variables, 224)
+    print(f"resnet18: max relative logit difference {rel:.2e}")
+    assert rel < RTOL
+    _, old = ti.load_torchvision_weights("resnet18", tmp_path / "old.pth")
+    assert all(np.array_equal(a, b)
+               for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(variables)))
+
+
+def test_pth_of_objects_is_refused_by_torchs_weights_only_loader(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.save({"fc": torch.nn.Linear(2, 2)}, tmp_path / "module.pth")  # passes our import scan
+    with pytest.raises(ti.TorchImportError, match=r"^Refusing module\.pth: it holds pickled "
+                                                  r"objects beyond tensors \(torch\.nn\.modules"):
+        ti.load_torchvision_weights("resnet18", tmp_path / "module.pth")
+    torch.save(torchvision_model("resnet18"), tmp_path / "model.pth")  # caught by our scan
+    with pytest.raises(ti.TorchImportError, match=r"import torchvision\.models\.resnet\.Basic"):
+        ti.load_torchvision_weights("resnet18", tmp_path / "model.pth")
+
+
+def test_inception_v3_aux_head_follows_the_file():
+    model = torchvision_model("inception_v3")
+    with pytest.warns(UserWarning, match="count_include_pad"):
+        module, variables = ti.load_torchvision_weights("inception_v3", model.state_dict())
+    assert module.aux_logits and variables["params"]["aux"]["fc"]["kernel"].shape == (768, 10)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("AuxLogits.")}
+    with pytest.warns(UserWarning):
+        module, variables = ti.load_torchvision_weights("inception_v3", state)
+    assert not module.aux_logits and "aux" not in variables["params"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_name", ["alexnet_owt", "vgg11_bn", "densenet121", "resnet50_v1_5",
+                                        "densenet161"])
+def test_logits_equal_torchvision(model_name):
+    model = torchvision_model(ti.torchvision_architecture(model_name))
+    module, variables = ti.load_torchvision_weights(model_name, model.state_dict())
+    rel = relative_logit_difference(model, module, variables, 224)
+    print(f"{model_name}: max relative logit difference {rel:.2e}")
+    assert rel < RTOL
+
+
+@pytest.mark.slow
+def test_inception_v3_differs_from_torchvision_only_by_its_average_pools(monkeypatch):
+    import flax.linen as nn
+    model = torchvision_model("inception_v3")
+    with pytest.warns(UserWarning):
+        module, variables = ti.load_torchvision_weights("inception_v3", model.state_dict())
+    rel = relative_logit_difference(model, module, variables, 299, batch=1)
+    print(f"inception_v3: max relative logit difference {rel:.2e} (pools exclude padding)")
+    assert rel > 1e-3
+    pool = nn.avg_pool  # torchvision's avg_pool2d(3, 1, 1) counts the zero padding
+    monkeypatch.setattr(nn, "avg_pool",
+                        lambda *a, **k: pool(*a, **{**k, "count_include_pad": True}))
+    rel = relative_logit_difference(model, module, variables, 299, batch=1)
+    print(f"inception_v3: {rel:.2e} when our pools count the padding too")
+    assert rel < RTOL
