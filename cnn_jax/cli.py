@@ -15,7 +15,7 @@ USAGE = """cnn-jax COMMAND ...
   train      --config configs/lenet5.py --workdir runs/lenet5 [--config.KEY=VALUE ...]
   eval       --workdir runs/lenet5 [--protocol center] [--step best|latest|N]
   summary    resnet50 [--input-size 224] | --list
-  table      runs/a runs/b ... [--format md|csv] [--out FILE]
+  table      runs/a runs/b ... [--format md|csv] [--out FILE] [--plot acc_vs_macs.png]
   reproduce  experiments/digits.py --workdir runs/digits
   bench      resnet50 [--batch-size 16] [--dtype bfloat16]
   sweep      experiments/sweeps/digits_lr.py --workdir runs/sweep [--storage URL] [--trials N]
@@ -103,6 +103,7 @@ def cmd_table(argv: list) -> int:
     p.add_argument("workdirs", nargs="+")
     p.add_argument("--format", default="md", choices=["md", "csv"])
     p.add_argument("--out", default="")
+    p.add_argument("--plot", default="", help="accuracy vs MACs in FILE, learning curves in FILE_curves.SUFFIX")
     a = p.parse_args(argv)
     from cnn_jax.analysis.table import rows_from_workdirs, to_csv, to_markdown
     missing = [d for d in a.workdirs if not (pathlib.Path(d) / "results.json").exists()]
@@ -113,6 +114,9 @@ def cmd_table(argv: list) -> int:
     if a.out:
         pathlib.Path(a.out).write_text(text)
     print(text, end="")
+    if a.plot:
+        from cnn_jax.analysis.plots import plot_table
+        print("plots: " + ", ".join(map(str, plot_table(rows, a.workdirs, a.plot))))
     return 0
 
 
@@ -127,7 +131,7 @@ def cmd_reproduce(argv: list) -> int:
     from cnn_jax.train.reporting import setup_logging
     setup_logging(None)
     print(run_suite(a.suite, a.workdir, a.only, a.num_devices), end="")
-    print(f"(table written to {a.workdir}/table.md and table.csv)")
+    print(f"(table written to {a.workdir}/table.md, table.csv and table.png)")
     return 0
 
 

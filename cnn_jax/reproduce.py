@@ -38,7 +38,7 @@ def load_suite(path: str) -> list:
 def _resolve_config_path(spec: str, suite_file: pathlib.Path) -> str:
     path, sep, arg = spec.partition(":")
     if not pathlib.Path(path).exists():
-        for base in (suite_file.parent, suite_file.parent.parent):
+        for base in pathlib.Path(suite_file).absolute().parents:  # experiments/sweeps/x.py finds configs/
             if (base / path).exists():
                 path = str(base / path)
                 break
@@ -82,4 +82,6 @@ def run_suite(suite_path: str, workdir, only: list | None = None, num_devices: i
     markdown = to_markdown(rows)
     (workdir / "table.md").write_text(markdown)
     (workdir / "table.csv").write_text(to_csv(rows))
+    from cnn_jax.analysis.plots import plot_table  # table.png: accuracy vs MACs; table_curves.png
+    plot_table(rows, [workdir / e["name"] for e in entries], workdir / "table.png")
     return markdown

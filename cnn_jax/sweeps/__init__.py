@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps on Optuna: sweep files (spec), running trials (runner), the report."""
