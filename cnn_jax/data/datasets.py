@@ -106,13 +106,14 @@ def open_source(name: str, data_dir: str = "", train_split: str = "train", eval_
                             "pass a TFDS name or the path of an image folder.")
         if name == "imagenet2012":
             _check_imagenet_archives(data_dir)
-        builder, folder = tfds.builder(name, data_dir=data_dir), ""
         with _prepare_lock(data_dir):
             try:
-                builder.download_and_prepare()
+                tfds.builder(name, data_dir=data_dir).download_and_prepare()
             except Exception as e:
                 raise UserError(f"Could not prepare dataset {name!r} in {data_dir}: {str(e).splitlines()[0]}; "
                                 "check the network or the manual-download files.") from None
+        # A builder made before another process finished preparing would keep empty splits.
+        builder, folder = tfds.builder(name, data_dir=data_dir), ""
     splits = builder.info.splits
     if train_split not in splits:
         raise UserError(f"Dataset {name!r} has no split {train_split!r}; it has {', '.join(sorted(splits))}.")

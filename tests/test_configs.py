@@ -1,0 +1,182 @@
+"""Config files: every documented argument loads with the DESIGN.md keys, the docstrings
+quote the published numbers of reference.json, bad arguments give one sentence, and each
+`cpu` variant trains for its few steps through `cnn-jax train`."""
+
+import importlib.util
+import json
+import math
+
+import pytest
+
+from conftest import ROOT, run_cli
+from cnn_jax import models
+from cnn_jax.data.recipes import list_recipes
+from cnn_jax.errors import UserError
+from cnn_jax.train.optim import OPTIMIZERS, SCHEDULES
+
+CONFIGS = ROOT / "configs"
+REFERENCE = json.loads((ROOT / "cnn_jax" / "models" / "reference.json").read_text())
+
+# Every config file with the arguments its docstring documents (each is also loaded with `cpu`).
+_VGG = ["", "A", "A-LRN", "A_LRN", "B", "C", "D", "E", "A,bn", "B,bn", "D,bn", "E,bn"]
+ARGS = {
+    "lenet5": ["", "head=softmax"],
+    "resnet_cifar": [f"depth={d}" for d in (20, 32, 44, 56, 110)],
+    "mobilenet_v1": ["", *(f"alpha={a}" for a in (0.25, 0.5, 0.75, 1.0))],
+    "alexnet": ["", "owt"],
+    "zfnet": [""],
+    "vgg": _VGG,
+    "googlenet": [""],
+    "inception_v3": [""],
+    "inception_resnet_v2": [""],
+    "xception": [""],
+    "resnet": [f"depth={d}{v}" for d in (18, 34, 50, 101, 152) for v in ("", ",v1", ",v1_5")],
+    "densenet": [f"depth={d}" for d in (121, 169, 201, 161)],
+}
+# Files written before these rules: their `cpu` variants run for epochs, not 3-5 steps.
+EPOCH_CPU = {"lenet5", "resnet_cifar", "mobilenet_v1"}
+DESIGN_KEYS = ("model", "dataset", "data_dir", "batch_size", "num_epochs", "num_train_steps", "seed", "dtype",
+               "optimizer.name", "optimizer.lr", "schedule.name", "log_every_steps", "checkpoint_every_steps")
+# What "the same recipe" keeps in the `cpu` variant.
+RECIPE_KEYS = ("optimizer.name", "optimizer.momentum", "optimizer.nesterov", "optimizer.rho", "optimizer.eps",
+               "optimizer.weight_decay", "optimizer.weight_decay_mask", "optimizer.clip_norm", "schedule.name",
+               "loss.label_smoothing", "loss.aux_weight")
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"_config_{name}", CONFIGS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def get(config, dotted: str):
+    for key in dotted.split("."):
+        config = config[key]
+    return config
+
+
+def with_cpu(arg: str) -> str:
+    return f"{arg},cpu" if arg else "cpu"
+
+
+CASES = [(name, arg) for name, args in ARGS.items() for arg in args]
+
+
+def test_every_paper_config_exists_and_any_other_loads():
+    files = {p.stem for p in CONFIGS.glob("*.py")}
+    assert set(ARGS) <= files
+    for name in sorted(files - set(ARGS)):  # configs that are not a paper's recipe (e.g. transfer)
+        c = load(name).get_config(None)
+        for key in DESIGN_KEYS:
+            get(c, key)
+        assert c.model in models.list_models()
+
+
+@pytest.mark.parametrize("name,arg", CASES, ids=[f"{n}:{a}" for n, a in CASES])
+def test_config_loads_with_design_keys(name, arg):
+    module = load(name)
+    for variant in (arg, with_cpu(arg)):
+        c = module.get_config(variant)
+        for key in DESIGN_KEYS:
+            get(c, key)  # raises KeyError if missing
+        assert (c.num_epochs > 0) != (c.num_train_steps > 0), variant
+        assert c.model in models.list_models()
+        models.create_model(c.model, num_classes=10, **dict(c.model_kwargs))  # the kwargs exist
+        assert c.data.recipe in list_recipes()
+        assert c.optimizer.name in OPTIMIZERS and c.schedule.name in SCHEDULES
+        assert isinstance(c.schedule.boundaries_epochs, tuple)
+        assert c.batch_size % 8 == 0 and c.optimizer.lr > 0
+    full, cpu = module.get_config(arg), module.get_config(with_cpu(arg))
+    assert cpu.model == full.model and cpu.dataset == "digits" and cpu.data.recipe == "digits"
+    assert {k: get(cpu, k) for k in RECIPE_KEYS} == {k: get(full, k) for k in RECIPE_KEYS}
+    if name not in EPOCH_CPU:
+        assert 3 <= cpu.num_train_steps <= 5 and cpu.batch_size in (16, 32) and cpu.log_every_steps <= 2
+        assert full.dataset == "imagenet2012"
+
+
+def _forms(x: float) -> set:
+    return {f"{x:g}%", f"{x:.1f}%", f"{x:.2f}%"}
+
+
+@pytest.mark.parametrize("name", sorted(ARGS))
+def test_published_numbers_match_the_reference(name):
+    module = load(name)
+    doc = module.__doc__
+    paper = getattr(module, "PAPER", None)
+    checked = 0
+    for arg in ARGS[name]:
+        model = module.get_config(arg).model
+        ref = REFERENCE.get(model)
+        if ref is None:
+            continue
+        for k in ("top1", "top5"):
+            published = ref[f"paper_{k}"]
+            if published is not None:
+                assert any(f in doc for f in _forms(published)), (model, k, published)
+                checked += 1
+            if paper is not None:
+                assert paper[model][k] == published, (model, k)
+        if paper is not None and ref["paper_top1"] is not None:
+            assert paper[model]["protocol"]
+    has_numbers = any(REFERENCE.get(module.get_config(a).model, {}).get("paper_top1") for a in ARGS[name])
+    assert checked > 0 or not has_numbers
+
+
+@pytest.mark.parametrize("name,arg", [("vgg", "C,bn"), ("vgg", "A-LRN,bn"), ("vgg", "A,B"), ("vgg", "F"),
+                                      ("resnet", "depth=19"), ("resnet", "v1,v1_5"), ("resnet", "depth=x"),
+                                      ("densenet", "depth=100"), ("alexnet", "owt,bn"), ("xception", "depth=5")])
+def test_bad_argument_is_a_user_error(name, arg):
+    with pytest.raises(UserError, match=r"\.$"):
+        load(name).get_config(arg)
+
+
+def test_bad_argument_on_the_command_line(capsys):
+    code, _, err = run_cli(["train", "--config", f"{CONFIGS}/vgg.py:C,bn", "--workdir", "/nonexistent/x"], capsys)
+    assert code != 0 and "no BatchNorm variant" in err and "Traceback" not in err
+
+
+# --- the `cpu` variants, trained -------------------------------------------------------------
+STEPS = ["--config.num_train_steps=4", "--config.log_every_steps=1"]  # for the epoch-based cpu variants
+slow = pytest.mark.slow
+TRAIN = [
+    pytest.param("lenet5.py:cpu", STEPS, id="lenet5"),
+    pytest.param("resnet_cifar.py:depth=20,cpu", STEPS, id="resnet20"),
+    pytest.param("mobilenet_v1.py:alpha=0.25,cpu", STEPS, id="mobilenet_v1"),
+    pytest.param("googlenet.py:cpu", [], id="googlenet"),
+    pytest.param("resnet.py:depth=18,cpu", [], id="resnet18"),
+    pytest.param("densenet.py:depth=121,cpu", [], id="densenet121"),
+    pytest.param("alexnet.py:owt,cpu", [], id="alexnet_owt"),
+    pytest.param("alexnet.py:cpu", [], id="alexnet", marks=slow),
+    pytest.param("zfnet.py:cpu", [], id="zfnet", marks=slow),
+    pytest.param("vgg.py:D,cpu", [], id="vgg16", marks=slow),
+    pytest.param("vgg.py:A-LRN,cpu", [], id="vgg11_lrn", marks=slow),
+    pytest.param("vgg.py:C,cpu", [], id="vgg16_c", marks=slow),
+    pytest.param("vgg.py:E,bn,cpu", [], id="vgg19_bn", marks=slow),
+    pytest.param("inception_v3.py:cpu", [], id="inception_v3", marks=slow),
+    pytest.param("inception_resnet_v2.py:cpu", [], id="inception_resnet_v2", marks=slow),
+    pytest.param("xception.py:cpu", [], id="xception", marks=slow),
+    pytest.param("resnet.py:depth=50,cpu", [], id="resnet50", marks=slow),
+    pytest.param("resnet.py:depth=50,v1_5,cpu", [], id="resnet50_v1_5", marks=slow),
+    pytest.param("densenet.py:depth=161,cpu", [], id="densenet161", marks=slow),
+]
+
+
+@pytest.mark.parametrize("spec,overrides", TRAIN)
+def test_cpu_variant_trains(spec, overrides, tmp_path, data_dir, capsys):
+    # One device: on 8 emulated devices (2 cores) every device repeats the optimizer update and
+    # the checkpoint of replicated parameters, e.g. alexnet_owt (57M parameters) took 172 s
+    # instead of 48 s. The batch sizes are multiples of 8 (checked above), and test_train_loop
+    # covers 8 devices.
+    workdir = tmp_path / "run"
+    code, out, err = run_cli(["train", "--config", f"{CONFIGS}/{spec}", "--workdir", workdir, "--num-devices", "1",
+                              *overrides], capsys)
+    assert code == 0, err[-2000:]
+    lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    losses = [m["train/loss"] for m in lines if "train/loss" in m]
+    steps = json.loads((workdir / "config.json").read_text())["num_train_steps"]
+    assert 3 <= steps <= 5 and len(losses) >= steps // 2
+    assert all(math.isfinite(x) and 0.0 < x < 50.0 for x in losses), losses
+    result = json.loads((workdir / "results.json").read_text())
+    assert result["status"] == "completed" and result["steps"] == steps and result["dataset"] == "digits"
+    assert result["eval_examples"] == 300 and 0.0 <= result["top1"] <= result["top5"] <= 1.0
