@@ -83,6 +83,20 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
+def cpu_variant(c: ml_collections.ConfigDict, size: int = 32) -> ml_collections.ConfigDict:
+    """The `cpu` argument of the paper configs: the same recipe (optimizer, schedule shape,
+    loss) for 4 steps on `digits` at `size` pixels, batch 16, learning rate scaled linearly
+    to that batch; a plateau schedule evaluates every 2 steps so that it can act."""
+    c.dataset, c.data.recipe, c.data.image_size, c.data.channels = "digits", "digits", size, 1
+    c.optimizer.lr *= 16 / c.batch_size
+    c.batch_size = 16
+    c.num_epochs, c.num_train_steps = -1.0, 4
+    c.log_every_steps = 1
+    if c.schedule.name == "plateau":
+        c.eval_every_steps, c.schedule.patience = 2, 1
+    return c
+
+
 def parse_arg(arg: str | None) -> dict:
     """'D,bn,cpu,depth=50' -> {'D': True, 'bn': True, 'cpu': True, 'depth': '50'}."""
     out = {}

@@ -27,7 +27,7 @@ alexnet and 63x63 for owt: the smallest inputs that leave a map for the third ma
 eval every 2 steps with patience 1 so that the plateau rule runs).
 """
 
-from cnn_jax.config import base_config, check_arg, parse_arg
+from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
 
 PAPER = {
     "alexnet": {"top1": 59.3, "top5": 81.8, "protocol": "ILSVRC-2012 val, 10-crop (Table 2, 1 CNN)"},
@@ -61,15 +61,7 @@ def get_config(arg=None):
         c.schedule.name = "plateau"
         c.schedule.patience = 5
     if a.get("cpu"):
-        _cpu(c, size=63 if a.get("owt") else 67)
+        cpu_variant(c, size=63 if a.get("owt") else 67)
     return c
 
 
-def _cpu(c, size):
-    c.dataset, c.data.recipe, c.data.image_size, c.data.channels = "digits", "digits", size, 1
-    c.optimizer.lr *= 16 / c.batch_size
-    c.batch_size = 16
-    c.num_epochs, c.num_train_steps = -1.0, 4
-    c.log_every_steps = 1
-    if c.schedule.name == "plateau":
-        c.eval_every_steps, c.schedule.patience = 2, 1

@@ -22,7 +22,7 @@ Arguments: depth=121|169|201|161 (default 121), cpu (4 steps on `digits` at 32x3
 batch 16, lr scaled linearly).
 """
 
-from cnn_jax.config import base_config, check_arg, parse_arg
+from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
 from cnn_jax.errors import UserError
 
 DEPTHS = (121, 169, 201, 161)
@@ -61,9 +61,5 @@ def get_config(arg=None):
         c.num_epochs = 100.0
         c.schedule.boundaries_epochs = (30.0, 60.0, 90.0)
     if a.get("cpu"):
-        c.dataset, c.data.recipe, c.data.image_size, c.data.channels = "digits", "digits", 32, 1
-        c.optimizer.lr *= 16 / c.batch_size
-        c.batch_size = 16
-        c.num_epochs, c.num_train_steps = -1.0, 4
-        c.log_every_steps = 1
+        cpu_variant(c, 32)
     return c

@@ -25,7 +25,7 @@ Arguments: cpu (4 steps on `digits` at 96x96, the auxiliary heads on: they need
 inputs of at least 80; lr scaled linearly to batch 16).
 """
 
-from cnn_jax.config import base_config, check_arg, parse_arg
+from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
 
 PAPER = {"googlenet": {"top1": None, "top5": 89.93,
                        "protocol": "ILSVRC-2014 val, 1 model, 1 crop (Table 3); no top-1 published"}}
@@ -54,9 +54,5 @@ def get_config(arg=None):
     c.schedule.decay_every_epochs = 8.0
     c.log_every_steps = 100
     if a.get("cpu"):
-        c.dataset, c.data.recipe, c.data.image_size, c.data.channels = "digits", "digits", 96, 1
-        c.optimizer.lr *= 16 / c.batch_size
-        c.batch_size = 16
-        c.num_epochs, c.num_train_steps = -1.0, 4
-        c.log_every_steps = 1
+        cpu_variant(c, 96)
     return c

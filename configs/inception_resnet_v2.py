@@ -25,7 +25,7 @@ Arguments: cpu (4 steps on `digits` at 75x75, the smallest input the network tak
 batch 16, lr scaled linearly).
 """
 
-from cnn_jax.config import base_config, check_arg, parse_arg
+from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
 
 PAPER = {"inception_resnet_v2": {"top1": 80.1, "top5": 95.1,
                                  "protocol": "1 crop, 1 model, non-blacklisted ILSVRC-2012 val (Table 2)"}}
@@ -55,9 +55,5 @@ def get_config(arg=None):
     c.schedule.decay_every_epochs = 2.0
     c.log_every_steps = 100
     if a.get("cpu"):
-        c.dataset, c.data.recipe, c.data.image_size, c.data.channels = "digits", "digits", 75, 1
-        c.optimizer.lr *= 16 / c.batch_size
-        c.batch_size = 16
-        c.num_epochs, c.num_train_steps = -1.0, 4
-        c.log_every_steps = 1
+        cpu_variant(c, 75)
     return c

@@ -31,7 +31,7 @@ with the auxiliary head off: it needs a 17x17 map, i.e. 299x299 inputs; batch 16
 scaled linearly).
 """
 
-from cnn_jax.config import base_config, check_arg, parse_arg
+from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
 
 PAPER = {"inception_v3": {"top1": 78.8, "top5": 94.4,
                           "protocol": "1 crop 299, 1 model, 48,238 non-blacklisted ILSVRC-2012 val images "
@@ -65,9 +65,5 @@ def get_config(arg=None):
     c.log_every_steps = 100
     if a.get("cpu"):
         c.model_kwargs.aux_logits = False
-        c.dataset, c.data.recipe, c.data.image_size, c.data.channels = "digits", "digits", 75, 1
-        c.optimizer.lr *= 16 / c.batch_size
-        c.batch_size = 16
-        c.num_epochs, c.num_train_steps = -1.0, 4
-        c.log_every_steps = 1
+        cpu_variant(c, 75)
     return c

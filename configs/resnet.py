@@ -36,7 +36,7 @@ Arguments: depth=18|34|50|101|152 (default 50); v1 (default, the paper) or v1_5;
 every 2 steps with patience 1 so that the plateau rule runs).
 """
 
-from cnn_jax.config import base_config, check_arg, parse_arg
+from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
 from cnn_jax.errors import UserError
 
 DEPTHS = (18, 34, 50, 101, 152)
@@ -90,11 +90,5 @@ def get_config(arg=None):
         c.schedule.name = "plateau"
         c.schedule.patience = 5
     if a.get("cpu"):
-        c.dataset, c.data.recipe, c.data.image_size, c.data.channels = "digits", "digits", 32, 1
-        c.optimizer.lr *= 16 / c.batch_size
-        c.batch_size = 16
-        c.num_epochs, c.num_train_steps = -1.0, 4
-        c.log_every_steps = 1
-        if c.schedule.name == "plateau":
-            c.eval_every_steps, c.schedule.patience = 2, 1
+        cpu_variant(c, 32)
     return c

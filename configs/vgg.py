@@ -38,7 +38,7 @@ the paper recipe eval every 2 steps with patience 1 so that the plateau rule run
 E.g. `configs/vgg.py:D,bn,cpu`.
 """
 
-from cnn_jax.config import base_config, check_arg, parse_arg
+from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
 from cnn_jax.errors import UserError
 
 MODELS = {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13", "C": "vgg16_c", "D": "vgg16", "E": "vgg19"}
@@ -106,11 +106,5 @@ def get_config(arg=None):
         c.schedule.name = "plateau"
         c.schedule.patience = 5
     if a.get("cpu"):
-        c.dataset, c.data.recipe, c.data.image_size, c.data.channels = "digits", "digits", 32, 1
-        c.optimizer.lr *= 16 / c.batch_size
-        c.batch_size = 16
-        c.num_epochs, c.num_train_steps = -1.0, 4
-        c.log_every_steps = 1
-        if c.schedule.name == "plateau":
-            c.eval_every_steps, c.schedule.patience = 2, 1
+        cpu_variant(c, 32)
     return c

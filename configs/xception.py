@@ -24,7 +24,7 @@ Arguments: cpu (4 steps on `digits` at 32x32, which the network takes because it
 strided pools pad; batch 16, lr scaled linearly).
 """
 
-from cnn_jax.config import base_config, check_arg, parse_arg
+from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
 
 PAPER = {"xception": {"top1": 79.0, "top5": 94.5,
                       "protocol": "1 crop 299, 1 model, non-blacklisted ILSVRC-2012 val (Table 1)"}}
@@ -50,9 +50,5 @@ def get_config(arg=None):
     c.schedule.decay_every_epochs = 2.0
     c.log_every_steps = 100
     if a.get("cpu"):
-        c.dataset, c.data.recipe, c.data.image_size, c.data.channels = "digits", "digits", 32, 1
-        c.optimizer.lr *= 16 / c.batch_size
-        c.batch_size = 16
-        c.num_epochs, c.num_train_steps = -1.0, 4
-        c.log_every_steps = 1
+        cpu_variant(c, 32)
     return c

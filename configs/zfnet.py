@@ -26,7 +26,7 @@ for the last max-pool; lr scaled linearly to batch 16; eval every 2 steps with
 patience 1 so that the plateau rule runs).
 """
 
-from cnn_jax.config import base_config, check_arg, parse_arg
+from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
 
 PAPER = {"zfnet": {"top1": 61.6, "top5": 83.5,
                    "protocol": "ILSVRC-2012 val, 1 convnet (Table 2); crops not stated"}}
@@ -50,10 +50,5 @@ def get_config(arg=None):
     c.schedule.patience = 5
     c.log_every_steps = 100
     if a.get("cpu"):
-        c.dataset, c.data.recipe, c.data.image_size, c.data.channels = "digits", "digits", 47, 1
-        c.optimizer.lr *= 16 / c.batch_size
-        c.batch_size = 16
-        c.num_epochs, c.num_train_steps = -1.0, 4
-        c.log_every_steps = 1
-        c.eval_every_steps, c.schedule.patience = 2, 1
+        cpu_variant(c, 47)
     return c
