@@ -12,6 +12,7 @@ import pathlib
 
 import ml_collections
 from ml_collections import config_flags
+from ml_collections.config_dict import placeholder
 from absl import flags
 
 from cnn_jax.errors import UserError, did_you_mean
@@ -19,7 +20,7 @@ from cnn_jax.errors import UserError, did_you_mean
 # Keys that may differ between a run and its resumption: they change how a run is
 # watched or stored, not what it computes.
 RESUMABLE_KEYS = {"log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "eval_every_steps",
-                  "data.num_parallel_calls", "progress_bar"}
+                  "data.num_parallel_calls", "progress_bar", "conv_impl"}
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -27,6 +28,7 @@ def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.model = "lenet5"
     c.model_kwargs = ml_collections.ConfigDict()
+    c.bn_group_size = 0                   # ghost BN: batch statistics over groups of N examples; 0 = whole batch
     c.dataset = "digits"                  # a TFDS name or an image folder path
     c.data_dir = ""                       # TFDS data directory ("" = TFDS's default)
     c.train_split = "train"
@@ -37,8 +39,14 @@ def base_config() -> ml_collections.ConfigDict:
         channels=0,                       # 0 = as stored; 3 turns grayscale into RGB
         shuffle_buffer=16_384,            # >= the split size gives a full permutation
         cache=True,                       # keep decoded examples in memory (small datasets)
-        skip_corrupt=False,
+        skip_corrupt=False,               # drop undecodable images (counted in results.json)
         num_parallel_calls=-1,            # -1 = tf.data.AUTOTUNE
+        # Modern add-ons, off in the paper recipes; None keeps the recipe's value (recipes.py).
+        randaugment=placeholder(str),     # "N,M": N RandAugment ops at magnitude M (0-10), e.g. "2,9"
+        mixup_alpha=placeholder(float),   # Mixup's Beta(alpha, alpha), e.g. 0.2; 0 = off
+        cutmix_alpha=placeholder(float),  # CutMix's Beta(alpha, alpha), e.g. 1.0; 0 = off
+        mix_prob=placeholder(float),      # probability that a batch is mixed (default 1)
+        mix_switch_prob=placeholder(float),  # both on: probability of CutMix for a batch (0.5)
     ))
     c.batch_size = 128                    # global, over all devices and processes
     c.eval_batch_size = 0                 # 0 = batch_size
@@ -46,15 +54,18 @@ def base_config() -> ml_collections.ConfigDict:
     c.num_train_steps = -1
     c.seed = 0
     c.dtype = "float32"                   # compute dtype; parameters are always float32
+    c.conv_impl = "xla"                   # xla | gemm: 1x1 convs and weight gradients as matmuls (faster on CPU)
     c.optimizer = ml_collections.ConfigDict(dict(
         name="sgd",                       # sgd | rmsprop | adamw
         lr=0.1,                           # base learning rate for the global batch
+        lr_reference_batch=0,             # >0: lr is per this batch; used lr = lr * batch_size / it (Goyal et al.)
         momentum=0.9,
         nesterov=False,
         weight_decay=0.0,                 # L2 added to the gradient (sgd, rmsprop); decoupled for adamw
         weight_decay_mask="all",          # all | kernels (no decay on biases and BN)
         rho=0.9,                          # rmsprop decay
-        eps=1e-8,                         # adam/rmsprop epsilon
+        eps=1e-8,                         # adam/rmsprop epsilon (rmsprop: inside the square root)
+        rmsprop_initial_scale=0.0,        # rmsprop mean-square start; TF v1's RMSPropOptimizer starts at 1.0
         b1=0.9,
         b2=0.999,
         clip_norm=0.0,                    # global gradient-norm clipping, 0 = off
@@ -70,6 +81,8 @@ def base_config() -> ml_collections.ConfigDict:
         end_lr_fraction=0.0,              # cosine: final lr as a fraction of the base
     ))
     c.loss = ml_collections.ConfigDict(dict(label_smoothing=0.0, aux_weight=0.3))
+    c.ema_decay = 0.0                     # >0: evaluate a moving average of the weights (Polyak); 0 = off
+    c.ema_warmup = True                   # decay min(ema_decay, (1+t)/(10+t)), as TF's ExponentialMovingAverage
     c.transfer = ml_collections.ConfigDict(dict(
         init_from="",                     # a workdir or a weights file (cnn_jax/train/transfer.py)
         freeze="",                        # "backbone": train only what was not loaded (the head)
@@ -88,7 +101,8 @@ def cpu_variant(c: ml_collections.ConfigDict, size: int = 32) -> ml_collections.
     loss) for 4 steps on `digits` at `size` pixels, batch 16, learning rate scaled linearly
     to that batch; a plateau schedule evaluates every 2 steps so that it can act."""
     c.dataset, c.data.recipe, c.data.image_size, c.data.channels = "digits", "digits", size, 1
-    c.optimizer.lr *= 16 / c.batch_size
+    if not c.optimizer.lr_reference_batch:  # otherwise the lr follows batch_size by itself
+        c.optimizer.lr *= 16 / c.batch_size
     c.batch_size = 16
     c.num_epochs, c.num_train_steps = -1.0, 4
     c.log_every_steps = 1
@@ -179,7 +193,9 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def config_differences(old: dict, new: dict) -> list:
-    """Keys whose values differ, ignoring the ones a resumed run may change."""
-    a, b = flatten(old), flatten(new)
+    """Keys whose values differ, ignoring the ones a resumed run may change. A key missing from
+    one side counts as its base_config() default: it was written before the key existed, and a
+    new key's default keeps the old behaviour."""
+    a, b, default = flatten(old), flatten(new), flatten(to_dict(base_config()))
     keys = sorted(set(a) | set(b))
-    return [k for k in keys if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS]
+    return [k for k in keys if a.get(k, default.get(k)) != b.get(k, default.get(k)) and k not in RESUMABLE_KEYS]

@@ -9,6 +9,7 @@ import ml_collections
 
 from cnn_jax.errors import UserError
 from cnn_jax.train.checkpoint import Checkpoints
+from cnn_jax.train.ema import eval_variables, eval_weights_name
 from cnn_jax.train.loop import build_run, evaluate
 from cnn_jax.train.reporting import setup_logging, write_json_atomic
 
@@ -59,7 +60,7 @@ def evaluate_protocol(run, state, protocol: str) -> dict:
     model = run.model.clone(**model_kwargs)
 
     def logits_fn(state, images):
-        variables = {"params": state.params, "batch_stats": state.batch_stats}
+        variables = eval_variables(state)
         return protocol_fn(lambda x: model.apply(variables, x, train=False), images)
 
     batch_size = int(run.config.eval_batch_size or run.config.batch_size)
@@ -84,7 +85,8 @@ def evaluate_workdir(workdir, protocol: str = "center", which: str = "best", num
     finally:
         ckpts.close()
     result = evaluate_protocol(run, state, protocol)
-    result.update({"model": config.model, "dataset": config.dataset, "step": step, "protocol": protocol})
+    result.update({"model": config.model, "dataset": config.dataset, "step": step, "protocol": protocol,
+                   "eval_weights": eval_weights_name(state)})
     write_json_atomic(workdir / f"eval_{protocol}.json", result)
     logging.info("eval %s step %d (%s): top1=%.4f top5=%.4f", workdir, step, protocol, result["top1"], result["top5"])
     return result

@@ -12,14 +12,17 @@ to 0.3, Sec. 3.3) itself; dropout keep 0.8 before the classifier (Fig. 15's sche
 The paper states no batch size, length, weight decay, label smoothing, clipping or
 augmentation. Chosen, as Inception-v3's recipe (configs/inception_v3.py), whose
 optimiser settings this paper repeats word for word:
-- batch 32 per update at lr 0.045 (the per-replica batch of the asynchronous setup),
+- batch 32 per update at lr 0.045 (the per-replica batch of the asynchronous setup;
+  another batch B trains at 0.045 * B / 32: `optimizer.lr_reference_batch = 32`),
   100 epochs, RMSProp momentum 0.9, gradient clipping at 2.0, label smoothing 0.1.
 - weight decay 4e-5 on kernels: TF-slim's Inception-ResNet-v2 default.
 - recipe `inception` (TF's Inception preprocessing).
+- TensorFlow v1's RMSProp (epsilon inside the square root, mean-square accumulator
+  starting at 1: `optimizer.rmsprop_initial_scale = 1.0`) and evaluation with the
+  running average of the parameters (`ema_decay = 0.9999` with TF's num_updates
+  warmup; BN statistics averaged too), as for Inception-v3.
 - no auxiliary loss: the network here is Keras's port, which has no auxiliary head
   (TF-slim's has one, weighted 0.4 by its trainer).
-Not reproduced (the engine lacks them): the running average of the parameters, and
-TensorFlow RMSProp's mean-square accumulator starting at 1 instead of 0.
 
 Arguments: cpu (4 steps on `digits` at 75x75, the smallest input the network takes;
 batch 16, lr scaled linearly).
@@ -44,9 +47,12 @@ def get_config(arg=None):
     c.num_epochs = 100.0
     c.optimizer.name = "rmsprop"
     c.optimizer.lr = 0.045
+    c.optimizer.lr_reference_batch = 32       # per replica batch of 32
     c.optimizer.rho = 0.9
     c.optimizer.eps = 1.0
     c.optimizer.momentum = 0.9
+    c.optimizer.rmsprop_initial_scale = 1.0   # TF v1 RMSProp
+    c.ema_decay = 0.9999                      # evaluate the running average (Sec. 4)
     c.optimizer.clip_norm = 2.0
     c.optimizer.weight_decay = 4e-5
     c.optimizer.weight_decay_mask = "kernels"

@@ -13,22 +13,26 @@ replicas of batch 32, asynchronous.
 Chosen, and why:
 - batch 32, lr 0.045: each update of the paper's asynchronous training applied one
   replica's batch of 32 at this rate; synchronous batch-32 steps are that update
-  stream without the staleness. For a global batch B, scale the rate with it (and add
-  warmup when B is large).
+  stream without the staleness. For a global batch B the rate scales with it
+  (`optimizer.lr_reference_batch = 32`: 0.045 * B / 32; add warmup when B is large).
 - RMSProp momentum 0.9: not in the paper; TensorFlow's Inception training code
-  (RMSPROP_MOMENTUM = 0.9 beside decay 0.9 and epsilon 1.0). epsilon sits inside the
-  square root, as in TensorFlow and optax.
+  (RMSPROP_MOMENTUM = 0.9 beside decay 0.9 and epsilon 1.0). The update is TensorFlow
+  v1's RMSPropOptimizer: epsilon inside the square root and the mean-square
+  accumulator starting at 1 (`optimizer.rmsprop_initial_scale = 1.0`), which damps
+  the first steps.
+- evaluation with a running average of the parameters (Sec. 8): `ema_decay = 0.9999`,
+  TF's ExponentialMovingAverage value in the Inception training code, with its
+  num_updates warmup (decay min(0.9999, (1+t)/(10+t)), `ema_warmup`); BN statistics
+  are averaged too (TF-slim averages all model variables). results.json says
+  `"eval_weights": "ema"`.
 - weight decay 4e-5 on kernels: the Xception paper (Sec. 4.3) gives this as
   Inception-v3's "carefully tuned" rate; TF-slim regularises weights only.
 - aux loss weight 0.4, dropout keep 0.8: not in the paper; TF-slim's trainer and net.
 - recipe `inception` (TF's Inception preprocessing): the paper describes no augmentation.
-Not reproduced (the engine lacks them): the running average of the parameters used for
-evaluation, and TensorFlow RMSProp's mean-square accumulator starting at 1 (optax's
-starts at 0, so its first steps are larger; warmup or a lower lr tames them).
 
 Arguments: cpu (4 steps on `digits` at 75x75, the smallest input the network takes,
 with the auxiliary head off: it needs a 17x17 map, i.e. 299x299 inputs; batch 16, lr
-scaled linearly).
+scaled linearly by the rule above).
 """
 
 from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
@@ -53,9 +57,12 @@ def get_config(arg=None):
     c.num_epochs = 100.0
     c.optimizer.name = "rmsprop"
     c.optimizer.lr = 0.045
+    c.optimizer.lr_reference_batch = 32       # per replica batch of 32
     c.optimizer.rho = 0.9
     c.optimizer.eps = 1.0
     c.optimizer.momentum = 0.9
+    c.optimizer.rmsprop_initial_scale = 1.0   # TF v1 RMSProp
+    c.ema_decay = 0.9999                      # evaluate the running average (Sec. 8)
     c.optimizer.clip_norm = 2.0
     c.optimizer.weight_decay = 4e-5
     c.optimizer.weight_decay_mask = "kernels"

@@ -21,6 +21,9 @@ lr 0.1 "divided by 10 when the error plateaus", up to 600K iterations (120 epoch
 BN after every conv, He init, from scratch. Augmentation: shorter side S ~ U[256, 480],
 random 224 crop or its flip, per-pixel mean subtracted, AlexNet's colour augmentation:
 recipe `resnet`.
+The rate is stated for batch 256, so `optimizer.lr_reference_batch = 256` applies
+Goyal et al.'s linear scaling rule: another --config.batch_size=B trains at 0.1 * B / 256
+(add warmup, --config.schedule.warmup_epochs=5, for large B, as they do).
 Chosen, and why: schedule `plateau` (one validation pass per epoch, x0.1 after 5
 passes without a 0.1-point top-1 gain); weight decay on every parameter (Caffe's
 default, which the authors' code used). Not reproduced: the official code's
@@ -32,7 +35,7 @@ decay 1e-4, x0.1 every 30 epochs, 90 epochs, RandomResizedCrop 224 + flip (recip
 conv to move the stride from), so `v1_5` only changes their recipe.
 
 Arguments: depth=18|34|50|101|152 (default 50); v1 (default, the paper) or v1_5; cpu
-(4 steps on `digits` at 32x32, batch 16, lr scaled linearly; for the paper recipe eval
+(4 steps on `digits` at 32x32, batch 16, lr scaled linearly by the rule above; for the paper recipe eval
 every 2 steps with patience 1 so that the plateau rule runs).
 """
 
@@ -76,6 +79,7 @@ def get_config(arg=None):
     c.batch_size = 256
     c.optimizer.name = "sgd"
     c.optimizer.lr = 0.1
+    c.optimizer.lr_reference_batch = 256  # both recipes quote 0.1 per 256 images
     c.optimizer.momentum = 0.9
     c.optimizer.weight_decay = 1e-4
     c.log_every_steps = 100

@@ -7,16 +7,21 @@ batches is the batch a single process would see: any process or device count
 trains on the same data. Augmentation draws its randomness from (epoch seed,
 position in the epoch) with stateless ops, so it does not depend on parallelism
 either, and a run resumed at step s regenerates exactly the batches from s on.
+
+With `data.skip_corrupt`, undecodable images are dropped, and a first decoding pass
+over each split counts the rest: the epoch length (and so every step number) follows
+from that count, as resuming needs, and results.json reports the number skipped.
 """
 
 import dataclasses
+import logging
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from cnn_jax.data.datasets import Source
-from cnn_jax.data.recipes import get_recipe
+from cnn_jax.data.recipes import recipe_from_config
 from cnn_jax.errors import UserError
 
 # TF is the input pipeline only: keep it off any accelerator.
@@ -41,6 +46,12 @@ def _options() -> tf.data.Options:
     return opts
 
 
+def mix_seed(seed: int, batch_number) -> tf.Tensor:
+    """The seed of a global batch's Mixup/CutMix draws. Examples use (seed, position >= 0),
+    so a negative counter never repeats one of theirs."""
+    return tf.stack([tf.constant(seed, tf.int64), -1 - tf.cast(batch_number, tf.int64)])
+
+
 def steps_per_epoch(num_examples: int, global_batch: int) -> int:
     steps = num_examples // global_batch
     if steps == 0:
@@ -54,12 +65,39 @@ class Pipeline:
 
     def __init__(self, source: Source, config, sharding: Sharding = Sharding()):
         self.source, self.config, self.sharding = source, config, sharding
-        self.recipe = get_recipe(config.data.recipe)
+        self.recipe = recipe_from_config(config.data)
         self.size = int(config.data.image_size)
         self.channels = int(config.data.channels) or source.image_shape[-1]
         self.parallel = tf.data.AUTOTUNE if config.data.num_parallel_calls < 0 else config.data.num_parallel_calls
         self._train_base = self._decoded(source.train_split)
         self._eval_cache = None
+        self._skipped = {}
+
+    # ---- sizes -----------------------------------------------------------------
+    @property
+    def num_train(self) -> int:
+        """Training examples the pipeline yields (the decodable ones with skip_corrupt)."""
+        return self.source.num_train - self.skipped(self.source.train_split)
+
+    def skipped(self, split: str) -> int:
+        """Undecodable images of `split` dropped by data.skip_corrupt (0 when it is off).
+        Counted by one decoding pass, which also fills data.cache for the train split."""
+        if not self.config.data.skip_corrupt:
+            return 0
+        if split not in self._skipped:
+            train = split == self.source.train_split
+            ds = self._train_base if train else self._decoded(split)
+            kept = int(ds.reduce(np.int64(0), lambda n, *_: n + 1))
+            total = self.source.num_train if train else self.source.num_eval
+            self._skipped[split] = total - kept
+            log = logging.warning if kept < total else logging.info
+            log("data.skip_corrupt: skipped %d undecodable image(s) of %d in split %r of %s",
+                total - kept, total, split, self.source.name)
+        return self._skipped[split]
+
+    def skipped_corrupt(self) -> dict:
+        """{split name: undecodable images skipped} for the train and eval splits."""
+        return {split: self.skipped(split) for split in (self.source.train_split, self.source.eval_split)}
 
     # ---- sources -------------------------------------------------------------
     def _decoded(self, split: str) -> tf.data.Dataset:
@@ -94,25 +132,37 @@ class Pipeline:
     def train_epoch(self, epoch: int, start_batch: int = 0) -> tf.data.Dataset:
         g = int(self.config.batch_size)
         local = self.local_batch(g)
-        spe = steps_per_epoch(self.source.num_train, g)
+        spe = steps_per_epoch(self.num_train, g)
         seed = epoch_seed(int(self.config.seed), epoch)
-        buffer = max(1, min(self.source.num_train, int(self.config.data.shuffle_buffer)))
+        buffer = max(1, min(self.num_train, int(self.config.data.shuffle_buffer)))
         ds = self._train_base.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
         ds = ds.take(spe * g).enumerate().skip(start_batch * g)
         ds = self._local_slice(ds, local)
-        recipe, size = self.recipe, self.size
+        recipe, size, mixing = self.recipe, self.size, self.recipe.mixing
+        if mixing.enabled and local % 2:
+            raise UserError(f"Mixup/CutMix mix neighbouring examples, so each process's {local} examples of a "
+                            f"batch must be even; set --config.batch_size to a multiple of {2 * self.sharding.count}.")
 
         def augment(i, example):
             image, label = example
             example_seed = tf.stack([tf.constant(seed, tf.int64), i])
-            return {"image": recipe.train(self._to_channels(image), example_seed, size), "label": label}
+            out = {"image": recipe.train(self._to_channels(image), example_seed, size), "label": label}
+            return {**out, "position": i} if mixing.enabled else out
+
+        def mix(batch):
+            images, labels = mixing(batch["image"], batch["label"], mix_seed(seed, batch["position"][0] // g),
+                                    self.source.num_classes)
+            return {"image": images, "label": labels}
 
         ds = ds.map(augment, num_parallel_calls=self.parallel, deterministic=True)
-        return ds.batch(local, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(_options())
+        ds = ds.batch(local, drop_remainder=True)
+        if mixing.enabled:
+            ds = ds.map(mix, num_parallel_calls=self.parallel, deterministic=True)
+        return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
 
     def train_batches(self, start_step: int = 0):
         """Endless numpy batches from global step `start_step` on."""
-        spe = steps_per_epoch(self.source.num_train, int(self.config.batch_size))
+        spe = steps_per_epoch(self.num_train, int(self.config.batch_size))
         epoch, offset = divmod(start_step, spe)
         while True:
             produced = 0
@@ -145,7 +195,7 @@ class Pipeline:
             lambda image, label: {"image": preprocess(self._to_channels(image)), "label": label,
                                   "mask": tf.constant(1.0)},
             num_parallel_calls=self.parallel, deterministic=True)
-        pad = (-self.source.num_eval) % global_batch
+        pad = (-(self.source.num_eval - self.skipped(self.source.eval_split))) % global_batch
         if pad:
             # Built from the element spec: reading one element would leave the split's in-memory
             # cache half-filled, and a concurrent reader can then see it as complete and empty.

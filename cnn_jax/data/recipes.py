@@ -18,6 +18,11 @@ without the normalisation, on the 0-255 scale, which is handy for looking at the
 Geometric sizes are the papers' pixels at the papers' crop size `base_size` (224).
 For a smaller crop, such as a CPU demo at 32x32, they are scaled by size/base_size so
 that the augmentation keeps its strength. Training scales are never smaller than the crop.
+
+Modern add-ons, off in every paper recipe and available to all of them (`get_recipe(
+"resnet", randaugment="2,9", mixup_alpha=0.2)`, or the `data.*` config keys of the same
+names through `recipe_from_config`): RandAugment inside `augment`, after the crop and
+flip; Mixup/CutMix on whole batches, which the pipeline applies with `recipe.mixing`.
 """
 
 import dataclasses
@@ -25,9 +30,13 @@ import dataclasses
 import tensorflow as tf
 
 from cnn_jax.data import augment as A
+from cnn_jax.data import randaugment as RA
+from cnn_jax.data.mixing import Mixing
 from cnn_jax.errors import UserError, did_you_mean
 
 CROPS = ("scale", "rrc", "inception", "resize", "center", "pad")
+# data.* config keys that are Recipe fields; None (their default) keeps the recipe's value.
+ADDON_KEYS = ("randaugment", "mixup_alpha", "cutmix_alpha", "mix_prob", "mix_switch_prob")
 COLORS = (None, "inception", "fb_jitter")
 
 
@@ -60,6 +69,12 @@ class Recipe:
     # Table 4's multi-scale sets are an override away). None: (eval_resize(size),).
     test_scales: tuple | None = None
     base_size: int = 224
+    # Modern add-ons (Cubuk et al. 2020; Zhang et al. 2018; Yun et al. 2019), off here.
+    randaugment: str = ""             # "N,M", e.g. "2,9"; "" = off
+    mixup_alpha: float = 0.0          # Beta(alpha, alpha) mixing weights; 0 = off
+    cutmix_alpha: float = 0.0
+    mix_prob: float = 1.0             # probability that a batch is mixed
+    mix_switch_prob: float = 0.5      # both on: probability of CutMix rather than Mixup
 
     def __post_init__(self):
         if self.crop not in CROPS:
@@ -70,6 +85,8 @@ class Recipe:
             raise UserError(f"Normalization {self.normalization!r} is unknown"
                             f"{did_you_mean(self.normalization, A.NORMALIZATIONS)}; "
                             f"choose one of {sorted(A.NORMALIZATIONS)}.")
+        RA.parse_randaugment(self.randaugment)
+        _ = self.mixing  # building it validates the mixing fields
 
     # -- sizes ---------------------------------------------------------------
     def _px(self, pixels: int, size: int) -> int:
@@ -93,6 +110,11 @@ class Recipe:
             return (self.eval_resize(size),)
         return tuple(self._px(q, size) for q in self.test_scales)
 
+    @property
+    def mixing(self) -> Mixing:
+        """The batch-level mixing, which `Pipeline` applies after batching."""
+        return Mixing(self.mixup_alpha, self.cutmix_alpha, self.mix_prob, self.mix_switch_prob)
+
     # -- the three entry points ------------------------------------------------
     def normalize(self, x):
         return A.NORMALIZATIONS[self.normalization](x)
@@ -103,6 +125,10 @@ class Recipe:
         x = self._train_crop(A.to_float(image), s_crop, size)
         if self.flip:
             x = A.random_flip(x, s_flip)
+        if self.randaugment:
+            # Folded in rather than a fifth split: the four seeds above stay as without it.
+            s_rand = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 1)
+            x = RA.rand_augment(_set_shape(x, size, image), s_rand, *RA.parse_randaugment(self.randaugment))
         if self.color == "inception":
             x = A.inception_color_distortion(x, s_color)
         elif self.color == "fb_jitter":
@@ -225,3 +251,9 @@ def get_recipe(name: str, **overrides) -> Recipe:
         raise UserError(f"Recipe {name!r} has no option(s) {unknown}; valid ones are "
                         f"{sorted(fields)}.")
     return dataclasses.replace(RECIPES[name], **overrides) if overrides else RECIPES[name]
+
+
+def recipe_from_config(data) -> Recipe:
+    """`data.recipe` with the add-ons that `data.*` sets (ADDON_KEYS; None keeps the recipe's)."""
+    overrides = {k: data.get(k) for k in ADDON_KEYS if data.get(k) is not None}
+    return get_recipe(data.recipe, **overrides)

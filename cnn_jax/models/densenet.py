@@ -34,6 +34,7 @@ from typing import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cnn_jax.models.batchnorm import BatchNorm
 from cnn_jax.models.layers import ConvBN, global_avg_pool, he_normal_fan_out
 from cnn_jax.models.registry import register
 
@@ -60,7 +61,7 @@ class DenseLayer(nn.Module):
     """BN-ReLU-conv 4k 1x1, BN-ReLU-conv k 3x3; output = concat(input, k new maps)."""
 
     growth_rate: int
-    bn: Callable = nn.BatchNorm
+    bn: Callable = BatchNorm
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
@@ -74,7 +75,7 @@ class DenseLayer(nn.Module):
 class Transition(nn.Module):
     """BN-ReLU-conv 1x1 to int(maps * compression), then 2x2/2 average pooling."""
 
-    bn: Callable = nn.BatchNorm
+    bn: Callable = BatchNorm
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
@@ -91,15 +92,16 @@ class DenseNet(nn.Module):
     num_classes: int = 1000
     bn_momentum: float = 0.9
     bn_epsilon: float = KERAS_EPSILON
+    bn_group_size: int = 0            # ghost BN: statistics over groups of this many examples (0 = all)
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        bn = functools.partial(nn.BatchNorm, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                               dtype=self.dtype)
+        bn = functools.partial(BatchNorm, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                               group_size=self.bn_group_size, dtype=self.dtype)
         x = ConvBN(self.stem_width, (7, 7), (2, 2), padding=3, bn_momentum=self.bn_momentum,
-                   bn_epsilon=self.bn_epsilon, dtype=self.dtype, name="conv1")(
-                       x.astype(self.dtype), train)
+                   bn_epsilon=self.bn_epsilon, bn_group_size=self.bn_group_size, dtype=self.dtype,
+                   name="conv1")(x.astype(self.dtype), train)
         x = nn.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
         for b, n in enumerate(self.blocks):
             stage = b + 2  # Keras numbers the blocks conv2..conv5, the transitions pool2..pool4

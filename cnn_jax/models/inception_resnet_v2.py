@@ -101,12 +101,13 @@ class InceptionResNetV2(nn.Module):
     bn_scale: bool = False       # Keras: BN without gamma
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-3
+    bn_group_size: int = 0            # ghost BN: statistics over groups of this many examples (0 = all)
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         conv = functools.partial(ConvBN, bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon,
-                                 bn_scale=self.bn_scale, dtype=self.dtype)
+                                 bn_scale=self.bn_scale, bn_group_size=self.bn_group_size, dtype=self.dtype)
         x = Stem(STEM, conv, name="stem")(x.astype(self.dtype), train)
         for name, branches, repeats, scale in LAYOUT:
             if repeats is None:

@@ -37,6 +37,7 @@ from typing import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cnn_jax.models.batchnorm import BatchNorm
 from cnn_jax.models.layers import he_normal_fan_out
 from cnn_jax.models.registry import register
 
@@ -66,12 +67,13 @@ class MobileNetV1(nn.Module):
     dropout_rate: float = 1e-3   # Keras
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-3
+    bn_group_size: int = 0            # ghost BN: statistics over groups of this many examples (0 = all)
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        bn = functools.partial(nn.BatchNorm, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                               dtype=self.dtype)
+        bn = functools.partial(BatchNorm, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                               group_size=self.bn_group_size, dtype=self.dtype)
         unit = functools.partial(conv_bn_relu6, bn, train=train, dtype=self.dtype)
         x = unit("conv1", x.astype(self.dtype), features=int(STEM_WIDTH * self.alpha),
                  strides=2, kernel=3, padding="SAME")

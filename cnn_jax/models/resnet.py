@@ -122,12 +122,13 @@ class ResNet(nn.Module):
     zero_init_residual: bool = False  # Goyal et al. 2017: last BN gamma of each block starts at 0
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
+    bn_group_size: int = 0            # ghost BN: statistics over groups of this many examples (0 = all)
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         conv = functools.partial(ConvBN, bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon,
-                                 dtype=self.dtype)
+                                 bn_group_size=self.bn_group_size, dtype=self.dtype)
         x = x.astype(self.dtype)
         if self.stem == "imagenet":
             x = conv(self.widths[0], (7, 7), (2, 2), name="stem")(x, train)

@@ -111,12 +111,14 @@ class VGG(nn.Module):
     fully_convolutional: bool = False      # the paper's dense evaluation (Sec. 3.2)
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
+    bn_group_size: int = 0            # ghost BN: statistics over groups of this many examples (0 = all)
     dtype: jnp.dtype = jnp.float32
 
     def _conv(self, width: int, kernel: int, name: str):
         if self.batch_norm:
             return ConvBN(width, (kernel, kernel), use_bias=True, bn_momentum=self.bn_momentum,
-                          bn_epsilon=self.bn_epsilon, dtype=self.dtype, name=name)
+                          bn_epsilon=self.bn_epsilon, bn_group_size=self.bn_group_size, dtype=self.dtype,
+                          name=name)
         conv = nn.Conv(width, (kernel, kernel), padding=((kernel // 2,) * 2,) * 2,
                        kernel_init=he_normal_fan_out, dtype=self.dtype, name=name)
         return lambda x, train: nn.relu(conv(x))

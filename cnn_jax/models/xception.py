@@ -36,6 +36,7 @@ from typing import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
+from cnn_jax.models.batchnorm import BatchNorm
 from cnn_jax.models.layers import global_avg_pool, he_normal_fan_out
 from cnn_jax.models.registry import register
 
@@ -74,7 +75,7 @@ class XceptionBlock(nn.Module):
     widths: tuple
     project: bool
     relu_first: bool = True
-    bn: Callable = nn.BatchNorm
+    bn: Callable = BatchNorm
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
@@ -100,12 +101,13 @@ class Xception(nn.Module):
     dropout_rate: float = 0.5    # paper Sec. 4.3 (Keras: none)
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-3
+    bn_group_size: int = 0            # ghost BN: statistics over groups of this many examples (0 = all)
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        bn = functools.partial(nn.BatchNorm, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                               dtype=self.dtype)
+        bn = functools.partial(BatchNorm, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                               group_size=self.bn_group_size, dtype=self.dtype)
 
         x = x.astype(self.dtype)
         for i, (width, stride) in enumerate(((32, 2), (64, 1)), start=1):

@@ -14,6 +14,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from cnn_jax.errors import UserError
+from cnn_jax.train.ema import WEIGHTS, init_ema
 
 NO_METRIC = -1.0
 
@@ -27,7 +28,10 @@ class Checkpoints:
         ])
         options = ocp.CheckpointManagerOptions(preservation_policy=policy, enable_async_checkpointing=True,
                                                cleanup_tmp_directories=True, create=True)
-        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+        # Handlers named up front so that item_metadata can read a step's tree before restoring it.
+        handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"),
+                                             item_handlers=handlers)
 
     def save(self, step: int, state, meta: dict, val_top1: float | None = None) -> None:
         metrics = {"val_top1": NO_METRIC if val_top1 is None else float(val_top1)}
@@ -54,9 +58,9 @@ class Checkpoints:
     def restore(self, template, step: int | None = None):
         """(step, state, meta) from `step` or the newest readable step; None if there is none."""
         candidates = [step] if step is not None else sorted(self.steps(), reverse=True)
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _savable(template))
         for s in candidates:
             try:
+                abstract = _abstract(template, "ema" in self.manager.item_metadata(s)["state"])
                 restored = self.manager.restore(s, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
             except Exception as e:  # noqa: BLE001  (orbax raises many types for a damaged step)
@@ -89,10 +93,32 @@ class Checkpoints:
 
 
 def _savable(state) -> dict:
-    """The arrays of a TrainState (its functions are rebuilt from the config)."""
-    return {"step": state.step, "params": state.params, "batch_stats": state.batch_stats,
-            "opt_state": state.opt_state, "rng": state.rng, "control": state.control}
+    """The arrays of a TrainState (its functions are rebuilt from the config). The weight
+    average is stored only when the run keeps one, so runs without it keep the old layout."""
+    saved = {"step": state.step, "params": state.params, "batch_stats": state.batch_stats,
+             "opt_state": state.opt_state, "rng": state.rng, "control": state.control}
+    if state.ema:
+        saved["ema"] = state.ema
+    return saved
+
+
+def _abstract(template, with_ema: bool) -> dict:
+    """The tree to restore: the template's, with or without a weight average as the step
+    holds one (a run may switch `ema_decay` on or off with --allow-config-change)."""
+    tree = {k: v for k, v in _savable(template).items() if k != "ema"}
+    if with_ema:
+        tree["ema"] = {k: tree[k] for k in WEIGHTS}
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
 def _merge(template, restored: dict):
-    return template.replace(**restored)
+    """The template with the restored arrays. A weight average the run keeps but the step lacks
+    starts at the restored weights; one the run no longer keeps is dropped."""
+    ema = restored.pop("ema", None)
+    state = template.replace(**restored)
+    if not template.ema:
+        return state
+    if ema is None:
+        logging.info("The checkpoint holds no weight average; it starts at the restored weights.")
+        ema = init_ema({"params": state.params, "batch_stats": state.batch_stats}, True)
+    return state.replace(ema=ema)

@@ -23,8 +23,10 @@ from cnn_jax.data.pipeline import Pipeline, Sharding, steps_per_epoch
 from cnn_jax.errors import TrainingDiverged, UserError
 from cnn_jax.train import parallel
 from cnn_jax.train.checkpoint import Checkpoints
-from cnn_jax.train.optim import learning_rate_schedule, make_optimizer
+from cnn_jax.train.ema import eval_weights_name, init_ema
+from cnn_jax.train.optim import base_learning_rate, learning_rate_schedule, make_optimizer
 from cnn_jax.train.reporting import MetricsWriter, Progress, setup_logging, write_json_atomic
+from cnn_jax.models.conv_gemm import with_backend
 from cnn_jax.train.state import create_state
 from cnn_jax.train.steps import make_eval_step, make_train_step, zero_eval_metrics, zero_train_metrics
 
@@ -71,19 +73,43 @@ def build_run(config, num_devices: int = 0) -> Run:
     parallel.check_batch_divisible(int(config.eval_batch_size or config.batch_size), mesh, "eval_batch_size")
     source = open_source(config.dataset, config.data_dir, config.train_split, config.eval_split)
     pipeline = Pipeline(source, config, Sharding(jax.process_index(), jax.process_count()))
-    spe = steps_per_epoch(source.num_train, int(config.batch_size))
+    spe = steps_per_epoch(pipeline.num_train, int(config.batch_size))  # less skipped corrupt images
     total = total_train_steps(config, spe)
     model = models.create_model(config.model, num_classes=source.num_classes,
                                 dtype=compute_dtype(config.dtype), **dict(config.model_kwargs))
+    model = _with_bn_groups(model, config)
     schedule = learning_rate_schedule(config, spe, total)
+    if config.optimizer.get("lr_reference_batch"):
+        logging.info("learning rate %g per batch %d -> %g for batch %d (linear scaling rule)", config.optimizer.lr,
+                     config.optimizer.lr_reference_batch, base_learning_rate(config), config.batch_size)
     tx = make_optimizer(config, schedule)
     input_shape = (1, pipeline.size, pipeline.size, pipeline.channels)
     rng = jax.random.key(int(config.seed))
-    state = jax.jit(lambda r: create_state(model, tx, r, input_shape),
+    ema_decay = float(config.get("ema_decay", 0.0))
+    state = jax.jit(lambda r: create_state(model, tx, r, input_shape, ema_decay),
                     out_shardings=parallel.replicated(mesh))(rng)
+    state = state.replace(apply_fn=with_backend(state.apply_fn, config.get("conv_impl", "xla")))
+    if config.get("bn_group_size") and not state.batch_stats:
+        raise UserError(f"bn_group_size is set but {config.model} has no BatchNorm; set --config.bn_group_size=0.")
     if config.get("transfer") and config.transfer.init_from:
         state = _transfer_state(config, state, model)
     return Run(config, source, pipeline, mesh, model, state, schedule, spe, total, input_shape)
+
+
+def _with_bn_groups(model, config):
+    """The model with ghost BatchNorm over `bn_group_size` examples (0: over the whole batch)."""
+    group = int(config.get("bn_group_size", 0))
+    if not group:
+        return model
+    if group < 0:
+        raise UserError(f"bn_group_size must be a number of examples or 0 (whole batch), not {group}.")
+    if "bn_group_size" not in type(model).__dataclass_fields__:
+        raise UserError(f"bn_group_size={group} needs a model with BatchNorm, and {config.model} has none; "
+                        "set --config.bn_group_size=0.")
+    if int(config.batch_size) % group:
+        raise UserError(f"batch_size {config.batch_size} is not divisible by bn_group_size {group}; "
+                        "pick a group size that divides the global batch.")
+    return model.clone(bn_group_size=group)
 
 
 def _transfer_state(config, state, model):
@@ -96,7 +122,8 @@ def _transfer_state(config, state, model):
     tx = transfer.wrap_optimizer(state.tx, config.transfer, transfer.param_labels(status))
     repl = jax.sharding.NamedSharding(state.step.sharding.mesh, jax.sharding.PartitionSpec())
     params, batch_stats = jax.device_put((params, batch_stats), repl)
-    return state.replace(params=params, batch_stats=batch_stats, tx=tx,
+    ema = init_ema({"params": params, "batch_stats": batch_stats}, bool(state.ema))
+    return state.replace(params=params, batch_stats=batch_stats, tx=tx, ema=ema,
                          opt_state=jax.jit(tx.init, out_shardings=repl)(params))
 
 
@@ -152,7 +179,8 @@ def _results(run: Run, status: str, step: int, val: dict | None, wall: float, im
         "devices": int(run.mesh.devices.size), "processes": jax.process_count(),
         "device_kind": jax.devices()[0].device_kind, "eval_protocol": "center", "status": status,
         "best_step": ckpts.best_step(), "batch_size": int(run.config.batch_size), "dtype": run.config.dtype,
-        "error": error,
+        "base_lr": base_learning_rate(run.config), "eval_weights": eval_weights_name(run.state), "error": error,
+        "skipped_corrupt": run.pipeline.skipped_corrupt(),
     }
 
 
@@ -210,7 +238,8 @@ def _flat_hparams(resolved: dict) -> dict:
 def _loop(run: Run, state, start: int, ckpts: Checkpoints, writer: MetricsWriter, workdir, on_eval=None) -> dict:
     cfg, total, spe = run.config, run.total_steps, run.steps_per_epoch
     repl = parallel.replicated(run.mesh)
-    train_step = jax.jit(make_train_step(float(cfg.loss.label_smoothing), float(cfg.loss.aux_weight)),
+    train_step = jax.jit(make_train_step(float(cfg.loss.label_smoothing), float(cfg.loss.aux_weight),
+                                         float(cfg.get("ema_decay", 0.0)), bool(cfg.get("ema_warmup", True))),
                          donate_argnums=(0, 2), out_shardings=(repl, repl))
     eval_step = jax.jit(make_eval_step(), donate_argnums=(2,))
     log_every, eval_every = every(cfg.log_every_steps, spe), every(cfg.eval_every_steps, spe)

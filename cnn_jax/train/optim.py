@@ -10,10 +10,21 @@ SCHEDULES = ("constant", "step", "cosine", "exponential", "plateau")
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 
 
+def base_learning_rate(config) -> float:
+    """`optimizer.lr`, or with `optimizer.lr_reference_batch` set the linear scaling rule of
+    Goyal et al. 2017: lr is quoted per that batch, so the global batch gets lr * batch / it."""
+    lr, reference = float(config.optimizer.lr), config.optimizer.get("lr_reference_batch", 0)
+    if not reference:
+        return lr
+    if reference < 0:
+        raise UserError(f"optimizer.lr_reference_batch must be a positive batch size or 0 (off), not {reference}.")
+    return lr * int(config.batch_size) / int(reference)
+
+
 def learning_rate_schedule(config, steps_per_epoch: int, total_steps: int) -> optax.Schedule:
     """Base schedule times linear warmup. `plateau` is constant here: the loop scales it
     by the state's `lr_scale`, which it lowers when validation top-1 stops improving."""
-    s, base = config.schedule, float(config.optimizer.lr)
+    s, base = config.schedule, base_learning_rate(config)
     if s.name not in SCHEDULES:
         raise UserError(f"Unknown schedule {s.name!r}{did_you_mean(s.name, SCHEDULES)}; "
                         f"use one of {', '.join(SCHEDULES)}.")
@@ -57,7 +68,11 @@ def make_optimizer(config, schedule: optax.Schedule) -> optax.GradientTransforma
     if o.name == "sgd":
         chain.append(optax.sgd(schedule, momentum=float(o.momentum) or None, nesterov=bool(o.nesterov)))
     elif o.name == "rmsprop":
-        chain.append(optax.rmsprop(schedule, decay=float(o.rho), eps=float(o.eps),
+        # optax applies the rate before the momentum trace, as TF v1's RMSPropOptimizer:
+        # ms = rho ms + (1 - rho) g^2; mom = m mom + lr g / sqrt(ms + eps); w -= mom.
+        # TF starts ms at 1 (rmsprop_initial_scale=1), which damps the first steps.
+        chain.append(optax.rmsprop(schedule, decay=float(o.rho), eps=float(o.eps), eps_in_sqrt=True,
+                                   initial_scale=float(o.get("rmsprop_initial_scale", 0.0)),
                                    momentum=float(o.momentum) or None, nesterov=bool(o.nesterov)))
     else:
         chain.append(optax.adamw(schedule, b1=float(o.b1), b2=float(o.b2), eps=float(o.eps),

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from cnn_jax.train.ema import decay_at, eval_variables, update_ema
 from cnn_jax.train.state import TrainState
 
 
@@ -15,7 +16,11 @@ def split_outputs(outputs):
 
 
 def cross_entropy(logits, labels, label_smoothing: float = 0.0):
-    targets = jax.nn.one_hot(labels, logits.shape[-1])
+    """`labels`: integer classes [N], or soft targets [N, K] that sum to 1 (Mixup/CutMix)."""
+    if labels.ndim == logits.ndim:
+        targets = labels.astype(jnp.float32)
+    else:
+        targets = jax.nn.one_hot(labels, logits.shape[-1])
     if label_smoothing:
         targets = optax.smooth_labels(targets, label_smoothing)
     return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
@@ -32,7 +37,8 @@ def zero_eval_metrics() -> dict:
             "top5": jnp.zeros((), jnp.float32), "count": jnp.zeros((), jnp.float32)}
 
 
-def make_train_step(label_smoothing: float = 0.0, aux_weight: float = 0.3):
+def make_train_step(label_smoothing: float = 0.0, aux_weight: float = 0.3, ema_decay: float = 0.0,
+                    ema_warmup: bool = True):
     def train_step(state: TrainState, batch: dict, metrics: dict):
         step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
@@ -49,13 +55,20 @@ def make_train_step(label_smoothing: float = 0.0, aux_weight: float = 0.3):
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
         updates = jax.tree.map(lambda u: u * state.control["lr_scale"], updates)
-        new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                                  batch_stats=batch_stats, opt_state=opt_state)
+        params = optax.apply_updates(state.params, updates)
+        ema = state.ema
+        if ema_decay > 0:
+            ema = update_ema(ema, {"params": params, "batch_stats": batch_stats},
+                             decay_at(state.step, ema_decay, ema_warmup))
+        new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                                  opt_state=opt_state, ema=ema)
         n = batch["label"].shape[0]
         bad = ~jnp.isfinite(loss)
         new_metrics = {
             "loss_sum": metrics["loss_sum"] + loss * n,
-            "correct": metrics["correct"] + jnp.sum(jnp.argmax(logits, -1) == batch["label"]),
+            # A mixed (soft) label counts as its larger component.
+            "correct": metrics["correct"] + jnp.sum(jnp.argmax(logits, -1) == (
+                batch["label"] if batch["label"].ndim == 1 else jnp.argmax(batch["label"], -1))),
             "count": metrics["count"] + n,
             "steps": metrics["steps"] + 1,
             "first_bad_step": jnp.where(bad & (metrics["first_bad_step"] < 0), state.step,
@@ -75,7 +88,7 @@ def make_eval_step(logits_fn=None):
     """`logits_fn(state, images)` defaults to one inference pass; eval protocols replace it."""
 
     def default_logits(state, images):
-        return state.apply_fn({"params": state.params, "batch_stats": state.batch_stats}, images, train=False)
+        return state.apply_fn(eval_variables(state), images, train=False)
 
     logits_fn = logits_fn or default_logits
 

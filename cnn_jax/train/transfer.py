@@ -52,7 +52,9 @@ def _from_workdir(workdir: pathlib.Path) -> dict:
     step = best if best in steps else steps[-1]
     with ocp.CheckpointManager(ckpt_dir.absolute(), item_names=("state",)) as mgr:
         raw = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
-    logging.info("transfer: weights of %s step %d", workdir, step)
+    ema = raw.get("ema")  # a run that kept a weight average is evaluated, so transferred, with it
+    logging.info("transfer: weights of %s step %d%s", workdir, step, " (their moving average)" if ema else "")
+    raw = ema or raw
     return {"params": raw["params"], "batch_stats": raw.get("batch_stats", {}) or {}}
 
 
