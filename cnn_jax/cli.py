@@ -14,6 +14,7 @@ USAGE = """cnn-jax COMMAND ...
 
   train      --config configs/lenet5.py --workdir runs/lenet5 [--config.KEY=VALUE ...]
   eval       --workdir runs/lenet5 [--protocol center] [--step best|latest|N]
+  eval       --weights FILE --model NAME --data DATA --out DIR [--split val]   (imported weights)
   summary    resnet50 [--input-size 224] | --list
   table      runs/a runs/b ... [--format md|csv] [--out FILE] [--plot acc_vs_macs.png]
   reproduce  experiments/digits.py --workdir runs/digits
@@ -21,6 +22,8 @@ USAGE = """cnn-jax COMMAND ...
   sweep      experiments/sweeps/digits_lr.py --workdir runs/sweep [--storage URL] [--trials N]
   explain    --workdir runs/lenet5 --image IMG --method saliency|smoothgrad|guided|gradcam|occlusion|filters|activations|dream --out OUT.png
   bench-data --recipe resnet [--images 2000]
+  features   (--workdir W | --weights FILE --model NAME --data DATA) --layer NAME --out feats.npy
+             [--split test] [--pool avg|flatten]
 """
 
 
@@ -60,7 +63,10 @@ def cmd_train(argv: list) -> int:
 
 
 def cmd_eval(argv: list) -> int:
-    p = argparse.ArgumentParser(prog="cnn-jax eval")
+    if any(arg == "--weights" or arg.startswith("--weights=") for arg in argv):  # no workdir
+        return _lazy("cnn_jax.analysis.weights_eval:cmd_eval_weights")(argv)
+    p = argparse.ArgumentParser(prog="cnn-jax eval", epilog="Weights without a workdir: cnn-jax eval "
+                                "--weights FILE --model NAME --data DATA --out DIR (add --help).")
     p.add_argument("--workdir", required=True)
     p.add_argument("--protocol", default="center", choices=["center", "10crop", "dense"])
     p.add_argument("--step", default="best", help="best, latest, or a step number")
@@ -154,6 +160,7 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "summary": cmd_summary, "table
             "reproduce": cmd_reproduce, "bench": cmd_bench,
             "sweep": _lazy("cnn_jax.sweep:cmd_sweep"),
             "explain": _lazy("cnn_jax.analysis.explain:cmd_explain"),
+            "features": _lazy("cnn_jax.analysis.features:cmd_features"),
             "bench-data": _lazy("cnn_jax.data.bench_data:cmd_bench_data")}
 
 

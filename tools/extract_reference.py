@@ -27,6 +27,7 @@ ROWS = {
     "vgg16_bn": ("VGG16-BN", ""),
     "vgg19_bn": ("VGG19-BN", ""),
     "googlenet": ("GoogLeNet (Inception v1)", "paper"),
+    "googlenet_tv": ("GoogLeNet (Inception v1)", "torchvision googlenet"),
     "inception_v3": ("Inception-v3", ""),
     "inception_resnet_v2": ("Inception-ResNet-v2", ""),
     "xception": ("Xception", ""),

@@ -30,6 +30,7 @@ import numpy as np
 
 from cnn_jax.analysis import images as img
 from cnn_jax.analysis import interpret as I
+from cnn_jax.analysis.networks import load_trained
 from cnn_jax.errors import UserError
 
 METHODS = ("saliency", "smoothgrad", "gradcam", "occlusion", "guided", "filters", "activations", "dream")
@@ -171,26 +172,7 @@ PANELS = {"saliency": lambda c: _saliency(c, False), "smoothgrad": lambda c: _sa
 GRIDS = {"filters": _filters, "activations": _activations}
 
 
-# ---- loading a workdir and the command ---------------------------------------------------------
-def load_trained(workdir: pathlib.Path, which: str):
-    """(run, variables on the host, step) of a workdir's checkpoint."""
-    from cnn_jax.evaluate import load_workdir_config, pick_step
-    from cnn_jax.train.checkpoint import Checkpoints
-    from cnn_jax.train.loop import build_run
-    config = load_workdir_config(workdir)
-    run = build_run(config, num_devices=1)
-    ckpts = Checkpoints(workdir / "checkpoints", int(config.keep_checkpoints))
-    try:
-        step = pick_step(ckpts, which)
-        restored = ckpts.restore(run.state, step)
-    finally:
-        ckpts.close()
-    if restored is None:
-        raise UserError(f"Checkpoint step {step} in {ckpts.directory} is unreadable; pass another --step.")
-    state = restored[1]
-    return run, jax.device_get({"params": state.params, "batch_stats": state.batch_stats}), step
-
-
+# ---- the command ---------------------------------------------------------------------------
 def parse(argv: list) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="cnn-jax explain", description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", required=True)

@@ -8,7 +8,8 @@ torchvision's.
 
 `model_name` is ours (`supported_models()`); `torchvision_architecture(name)` is
 torchvision's name of the same network. torchvision's `resnet50` is our
-`resnet50_v1_5` and its `alexnet` our `alexnet_owt` (see `torch_maps.NEAR_MISSES`).
+`resnet50_v1_5`, its `alexnet` our `alexnet_owt` and its `googlenet` our
+`googlenet_tv` (see `torch_maps.NEAR_MISSES`).
 
 Each torchvision module is found in ours by the family's map in `torch_maps`, and
 its tensors are converted by the module's kind, which its tensors tell:
@@ -26,10 +27,10 @@ tensor of its shape; anything else is an error naming the missing, extra or
 misshapen tensors. `num_classes` defaults to the file's classifier; Inception-v3's
 aux head is built when the file has one (`aux_logits=False` drops it).
 
-Inception-v3 computes torchvision's function only up to its 3x3 average pools
-(torchvision's count the zero padding, ours do not; a warning says so). Like
-Keras's, it takes inputs scaled to [-1, 1], which is what torchvision's
-published model (`transform_input=True`) makes of ImageNet-normalised inputs.
+Inception-v3 is built with `pool_count_include_pad=True`: torchvision's 3x3
+average pools count the zero padding (Keras's, our default, do not). Inception-v3
+and GoogLeNet take inputs scaled to [-1, 1], which is what torchvision's published
+models (`transform_input=True`) make of ImageNet-normalised inputs.
 
 Files: `.safetensors`, read with safetensors' numpy API (no torch needed), or
 `.pth`/`.pt`, read with `torch.load(weights_only=True)` (torch imported only then).

@@ -7,7 +7,8 @@ know. torchvision names every module, so unlike Keras's no pairing by order is
 needed. The table at the end is keyed by OUR model names; torchvision's name of
 the same network is `TorchModel.architecture`. Where torchvision's name means
 another network than ours of the same name (its `resnet50` is v1.5, its `alexnet`
-the one-tower net, its `googlenet` not the paper's), `NEAR_MISSES` says why.
+the one-tower net, its `googlenet` not the paper's but our `googlenet_tv`), `NEAR_MISSES`
+says why.
 """
 
 import dataclasses
@@ -106,12 +107,27 @@ def _inception_v3(name: str):
     return {"AuxLogits.fc": "aux/fc", "fc": "predictions"}.get(name)
 
 
-TORCHVISION_EPSILON = (("bn_epsilon", 1e-5),)  # our DenseNet-121/169/201 default to Keras's
+# GoogLeNet: torchvision's conv2/conv3 are the paper's 3x3 reduce and 3x3 (ours conv2_reduce,
+# conv2); its Inception branches are numbered 1-4, ours named by Table 1's columns.
+_GOOGLENET_BRANCH = {"branch1": "1x1", "branch2.0": "3x3_reduce", "branch2.1": "3x3",
+                     "branch3.0": "5x5_reduce", "branch3.1": "5x5", "branch4.1": "pool_proj"}
+_GOOGLENET_STEM = {"conv1": "conv1", "conv2": "conv2_reduce", "conv3": "conv2"}
+_GOOGLENET_AUX = {"conv.conv": "conv/conv", "conv.bn": "conv/bn", "fc1": "fc", "fc2": "classifier"}
+GOOGLENET_AUX_POOLED = 4  # torchvision's aux fc1 reads the flattened 128x4x4 map
 
-INCEPTION_POOL_CAVEAT = (
-    "torchvision's Inception-v3 averages its 3x3 pool branches over the zero padding too "
-    "(count_include_pad), ours over the valid pixels only (Keras, TF-slim), so logits differ "
-    "slightly at the map borders")
+
+def _googlenet(name: str):
+    if (match := re.fullmatch(r"(conv\d)\.(conv|bn)", name)) and match[1] in _GOOGLENET_STEM:
+        return f"{_GOOGLENET_STEM[match[1]]}/{match[2]}"
+    if match := re.fullmatch(r"inception(\d\w)\.(branch\d(?:\.\d)?)\.(conv|bn)", name):
+        branch = _GOOGLENET_BRANCH.get(match[2])
+        return branch and f"inception_{match[1]}/{branch}/{match[3]}"
+    if (match := re.fullmatch(r"(aux[12])\.(.+)", name)) and match[2] in _GOOGLENET_AUX:
+        return f"{match[1]}/{_GOOGLENET_AUX[match[2]]}"
+    return "classifier" if name == "fc" else None
+
+
+TORCHVISION_EPSILON = (("bn_epsilon", 1e-5),)  # our DenseNet-121/169/201 default to Keras's
 
 TORCH_MODELS = {
     "alexnet_owt": TorchModel("alexnet", ALEXNET, "classifier.6",
@@ -125,9 +141,13 @@ TORCH_MODELS = {
     **{f"densenet{d}": TorchModel(f"densenet{d}", _densenet, "classifier",
                                   defaults=TORCHVISION_EPSILON, rekey=DENSENET_LEGACY)
        for d in (121, 169, 201, 161)},
+    # torchvision's 3x3 average pools count the zero padding (PyTorch's count_include_pad).
     "inception_v3": TorchModel("inception_v3", _inception_v3, "fc",
-                               defaults=(("bn_scale", True),), aux="AuxLogits.",
-                               caveat=INCEPTION_POOL_CAVEAT),
+                               defaults=(("bn_scale", True), ("pool_count_include_pad", True)),
+                               aux="AuxLogits."),
+    "googlenet_tv": TorchModel("googlenet", _googlenet, "fc", aux="aux",
+                               flatten=(("aux1/fc", GOOGLENET_AUX_POOLED),
+                                        ("aux2/fc", GOOGLENET_AUX_POOLED))),
 }
 
 # Our names whose torchvision namesake is another network.
@@ -138,6 +158,5 @@ NEAR_MISSES = {
                "alexnet_owt",
     "googlenet": "torchvision's googlenet is not the paper's network that our googlenet builds "
                  "(BatchNorm after every conv instead of conv biases, a 3x3 conv in the '5x5' "
-                 "branch, no LRN): its weights need a torchvision-layout GoogLeNet variant, "
-                 "which we do not have",
+                 "branch, no LRN): load its weights into our googlenet_tv",
 }

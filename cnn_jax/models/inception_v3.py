@@ -29,8 +29,10 @@ torchvision - 17,216 BN channels): `create_model('inception_v3', bn_scale=False)
 Faithful to Keras so that its weights give the same logits: 'same' means
 symmetric k//2 padding (only stride-1 convs use it), strided convs and max-pools
 are 'valid', and the 3x3/1 average pool of the pool branches excludes the padding
-from its mean (TF 'SAME'; torchvision's `avg_pool2d(3, 1, 1)` includes it: the
-only functional difference from torchvision). Within every block the convs are
+from its mean (TF 'SAME'). torchvision's `avg_pool2d(3, 1, 1)` includes it
+(PyTorch's default count_include_pad=True), the only functional difference from
+torchvision: `pool_count_include_pad=True` computes torchvision's function (the
+torchvision importer sets it). Within every block the convs are
 created in Keras's order (branches left to right, each from input to output),
 so our parameter order is the order of Keras's `conv2d_N`/`batch_normalization_N`
 layers; module names are TF-slim/torchvision's (`mixed5/branch7x7dbl_3`).
@@ -75,7 +77,7 @@ class Fork(NamedTuple):
     convs: tuple
 
 
-AVG = "avg_pool"  # 3x3/1 'same', mean over the valid taps only (Keras/TF-slim)
+AVG = "avg_pool"  # 3x3/1 'same' (see avg_pool_3x3)
 MAX = "max_pool"  # 3x3/2 'valid': the grid reductions
 
 
@@ -154,9 +156,15 @@ def apply_conv(conv_unit: Callable, op: Conv, name: str, x, train: bool):
     return conv_unit(op.features, op.kernel, (op.stride, op.stride), pad, name=name)(x, train)
 
 
-def apply_op(conv_unit: Callable, op, name, x, train: bool):
+def avg_pool_3x3(x, count_include_pad: bool = False):
+    """3x3/1 average pool over one pixel of zero padding: at the borders the mean of the
+    valid taps only (Keras, TF-slim), or the sum over 9 (PyTorch's default)."""
+    return nn.avg_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1)), count_include_pad=count_include_pad)
+
+
+def apply_op(conv_unit: Callable, op, name, x, train: bool, count_include_pad: bool = False):
     if op == AVG:
-        return nn.avg_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1)), count_include_pad=False)
+        return avg_pool_3x3(x, count_include_pad)
     if op == MAX:
         return nn.max_pool(x, (3, 3), (2, 2))
     if isinstance(op, Fork):
@@ -170,6 +178,7 @@ class Mixed(nn.Module):
 
     branches: tuple   # ((name, ops), ...), in Keras's creation order
     conv: Callable = ConvBN
+    pool_count_include_pad: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -177,7 +186,7 @@ class Mixed(nn.Module):
         for branch, ops in self.branches:
             y = x
             for op, name in zip(ops, branch_names(branch, ops)):
-                y = apply_op(self.conv, op, name, y, train)
+                y = apply_op(self.conv, op, name, y, train, self.pool_count_include_pad)
             outputs.append(y)
         return jnp.concatenate(outputs, axis=-1)
 
@@ -225,16 +234,18 @@ class InceptionV3(nn.Module):
     bn_scale: bool = True        # False: Keras's BN (no gamma)
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-3
+    pool_count_include_pad: bool = False  # True: torchvision's average pools (see above)
+    bn_group_size: int = 0            # ghost BN: statistics over groups of this many examples (0 = all)
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         conv = functools.partial(ConvBN, bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon,
-                                 bn_scale=self.bn_scale, dtype=self.dtype)
+                                 bn_scale=self.bn_scale, bn_group_size=self.bn_group_size, dtype=self.dtype)
         x = Stem(STEM, conv, name="stem")(x.astype(self.dtype), train)
         aux = None
         for name, branches in BLOCKS:
-            x = Mixed(branches, conv, name=name)(x, train)
+            x = Mixed(branches, conv, self.pool_count_include_pad, name=name)(x, train)
             if name == AUX_AFTER and train and self.aux_logits:
                 aux = AuxHead(self.num_classes, conv, self.dtype, name="aux")(x, train)
         x = global_avg_pool(x)
