@@ -5,6 +5,7 @@ XLA's 'SAME', because 'SAME' pads strided convolutions asymmetrically and the
 reference implementations (torchvision, Keras applications) do not.
 """
 
+import functools
 import math
 from typing import Any, Callable
 
@@ -13,11 +14,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnn_jax.models.batchnorm import BatchNorm
+from cnn_jax.models.conv_gemm import conv_general_dilated
+
 Dtype = Any
 
 # He et al. 2015 init as torchvision applies it to CNNs (fan_out keeps the
 # backward signal at unit variance through ReLU layers).
 he_normal_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+# nn.Conv whose convolution follows `conv_gemm.conv_backend` (XLA's by default); every
+# model builds its convolutions with this so one switch changes them all.
+Conv = functools.partial(nn.Conv, conv_general_dilated=conv_general_dilated)
 
 
 def pad_pair(p) -> tuple:
@@ -51,18 +60,19 @@ class ConvBN(nn.Module):
     bn_epsilon: float = 1e-5
     bn_scale: bool = True
     bn_scale_init: Callable = nn.initializers.ones
+    bn_group_size: int = 0        # ghost BN (cnn_jax/models/batchnorm.py); 0 = the whole batch
     kernel_init: Callable = he_normal_fan_out
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         pad = same_pad(self.kernel_size) if self.padding is None else pad_pair(self.padding)
-        x = nn.Conv(self.features, self.kernel_size, self.strides, padding=pad,
+        x = Conv(self.features, self.kernel_size, self.strides, padding=pad,
                     feature_group_count=self.groups, use_bias=self.use_bias,
                     kernel_init=self.kernel_init, dtype=self.dtype, name="conv")(x)
-        x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                         epsilon=self.bn_epsilon, use_scale=self.bn_scale,
-                         scale_init=self.bn_scale_init, dtype=self.dtype, name="bn")(x)
+        x = BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                      epsilon=self.bn_epsilon, use_scale=self.bn_scale, scale_init=self.bn_scale_init,
+                      group_size=self.bn_group_size, dtype=self.dtype, name="bn")(x)
         return self.act(x) if self.act is not None else x
 
 
