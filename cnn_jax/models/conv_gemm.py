@@ -1,19 +1,19 @@
 """Convolutions as matrix products, for CPUs where XLA's own convolutions are slow.
 
-On the CPU XLA emits convolutions through Eigen. Its 1x1 convolutions run at a fraction
-of the matmul peak (a ResNet-50 1x1 at 56x56 ran 10-40 GFLOP/s against 80-175 for the
-same product as `dot_general`), and the weight gradient of every convolution is the
-worst part (10-30 GFLOP/s at 56x56). A 1x1 convolution *is* a matmul over the pixels, and
-a kxk weight gradient is a matmul of the input's patches with the output gradient. So
-with the backend "gemm":
+On the CPU XLA runs convolutions through Eigen/YNNPACK. Its 1x1 convolutions reach a
+fraction of the matmul peak (a ResNet-50 1x1 at 56x56: 10-40 GFLOP/s in each direction,
+against 30-175 for the same product written as `dot_general`). A 1x1 convolution *is* a
+matmul over the pixels, so with the backend "gemm" every 1x1 convolution (any stride, no
+padding) becomes `dot_general`, and autodiff turns its gradients into matmuls too.
 
-- 1x1 convolutions (any stride, no padding) become `dot_general`, in both directions;
-- kxk convolutions keep XLA's forward and input gradient (fast enough) and compute the
-  weight gradient as patches^T @ dY.
+kxk convolutions stay XLA's: computing their weight gradient as im2col patches^T @ dY was
+tried and lost everywhere measured (ResNet-20's 16-64 channel layers ran 2-3x slower: the
+patch concatenation of narrow channels dominated the step; at ResNet-50's widths 1.3-2x).
 
-Every path computes the same function as `lax.conv_general_dilated` (tests/test_conv_gemm.py
-checks outputs and both gradients). The backend is chosen at trace time by `conv_backend`;
-it is meant for CPUs: on GPU/TPU XLA's convolutions are the fast path, so keep "xla" there.
+The backend computes the same function as `lax.conv_general_dilated` (tests/test_conv_gemm.py
+checks outputs and both gradients). It is chosen at trace time by `conv_backend` (or a
+TrainState's `apply_fn` wrapped by `with_backend`); it is meant for CPUs: on GPU/TPU XLA's
+convolutions are the fast path, so keep "xla" there.
 """
 
 import contextlib
@@ -73,45 +73,6 @@ def conv1x1(x, w, strides):
     return _dot(x, w[0, 0], x.dtype)
 
 
-def patches(x, kernel: tuple, strides: tuple, padding: tuple):
-    """im2col: (N, H', W', kh*kw*C), the window of every output pixel, ordered like
-    w.reshape(kh*kw*C, O)."""
-    (kh, kw), (sh, sw) = kernel, strides
-    xp = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
-    ho = (xp.shape[1] - kh) // sh + 1
-    wo = (xp.shape[2] - kw) // sw + 1
-    cols = [xp[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] for i in range(kh) for j in range(kw)]
-    return jnp.concatenate(cols, axis=-1)
-
-
-def _xla_conv(x, w, strides, padding):
-    return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=_NHWC)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def conv_gemm_grad(x, w, strides, padding):
-    """A kxk convolution whose weight gradient is a matmul of patches and output gradient."""
-    return _xla_conv(x, w, strides, padding)
-
-
-def _conv_fwd(x, w, strides, padding):
-    return _xla_conv(x, w, strides, padding), (x, w)
-
-
-def _conv_bwd(strides, padding, residuals, g):
-    x, w = residuals
-    _, input_vjp = jax.vjp(lambda x_: _xla_conv(x_, w, strides, padding), x)
-    (dx,) = input_vjp(g)
-    cols = patches(x, w.shape[:2], strides, padding)
-    n = cols.shape[0] * cols.shape[1] * cols.shape[2]
-    dw = lax.dot_general(cols.reshape(n, -1), g.reshape(n, -1), (((0,), (0,)), ((), ())),
-                         preferred_element_type=jnp.float32)
-    return dx, dw.reshape(w.shape).astype(w.dtype)
-
-
-conv_gemm_grad.defvjp(_conv_fwd, _conv_bwd)
-
-
 def _is_nhwc(lhs_shape, rhs_shape, dimension_numbers) -> bool:
     want = lax.conv_dimension_numbers(lhs_shape, rhs_shape, _NHWC)
     return lax.conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers) == want
@@ -136,7 +97,6 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
         strides = tuple(window_strides)
         if rhs.shape[:2] == (1, 1) and padding == ((0, 0), (0, 0)):
             return conv1x1(lhs, rhs, strides)
-        return conv_gemm_grad(lhs, rhs, strides, padding)
     return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                     dimension_numbers, feature_group_count, batch_group_count,
                                     precision, preferred_element_type)
