@@ -17,7 +17,8 @@ import numpy as np
 import optax
 
 from cnn_jax import models
-from cnn_jax.models.conv_gemm import BACKENDS, conv_backend
+from cnn_jax.config import resolve_dtype
+from cnn_jax.models.conv_gemm import BACKENDS, conv_backend, resolve
 from cnn_jax.train import parallel
 from cnn_jax.train.state import create_state
 from cnn_jax.train.steps import make_train_step, zero_train_metrics
@@ -47,10 +48,14 @@ def _median_time(fn, steps: int, clock=time.perf_counter) -> float:
     return statistics.median(times)
 
 
-def bench(name: str, batch_size: int = 16, dtype: str = "float32", input_size: int = 0, steps: int = 5,
+def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int = 0, steps: int = 5,
           warmup: int = 2, num_classes: int = 1000, num_devices: int = 0, loop: bool = False,
-          conv_impl: str = "xla") -> dict:
+          conv_impl: str = "auto") -> dict:
     spec = models.get_spec(name)
+    # The training defaults' `auto` choices (cnn_jax.config.resolve_for_platform).
+    platform = jax.default_backend()
+    conv_impl = resolve(conv_impl, platform)
+    dtype = resolve_dtype(dtype, platform)
     size = input_size or spec.input_size
     mesh = parallel.make_mesh(num_devices)
     parallel.check_batch_divisible(batch_size, mesh, "batch_size")
@@ -123,15 +128,16 @@ def main(argv: list) -> int:
     p = argparse.ArgumentParser(prog="cnn-jax bench")
     p.add_argument("model")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    p.add_argument("--dtype", default="auto", choices=("auto",) + tuple(sorted(DTYPES)),
+                   help="auto: bfloat16 on GPU/TPU, float32 on CPU (as training's default)")
     p.add_argument("--input-size", type=int, default=0)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--num-devices", type=int, default=0)
     p.add_argument("--loop", action="store_true", help="also time the training loop's machinery")
-    p.add_argument("--conv-impl", default="xla", choices=BACKENDS,
-                   help="xla: XLA's convolutions; gemm: 1x1 convolutions and weight gradients as matmuls")
+    p.add_argument("--conv-impl", default="auto", choices=("auto",) + BACKENDS,
+                   help="xla: XLA's convolutions; gemm: 1x1 convolutions as matmuls; auto: gemm on CPU only")
     a = p.parse_args(argv)
     r = bench(a.model, a.batch_size, a.dtype, a.input_size, a.steps, a.warmup, a.num_classes, a.num_devices, a.loop,
               a.conv_impl)

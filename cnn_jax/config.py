@@ -16,6 +16,7 @@ from ml_collections.config_dict import placeholder
 from absl import flags
 
 from cnn_jax.errors import UserError, did_you_mean
+from cnn_jax.models import conv_gemm
 
 # Keys that may differ between a run and its resumption: they change how a run is
 # watched or stored, not what it computes.
@@ -53,8 +54,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.num_epochs = -1.0                   # set this or num_train_steps; the other follows
     c.num_train_steps = -1
     c.seed = 0
-    c.dtype = "float32"                   # compute dtype; parameters are always float32
-    c.conv_impl = "xla"                   # xla | gemm: 1x1 convs and weight gradients as matmuls (faster on CPU)
+    c.dtype = "auto"                      # compute dtype: float32 | bfloat16 | auto (bfloat16 on GPU/TPU,
+                                          # float32 on CPU); parameters are always float32
+    c.conv_impl = "auto"                  # xla | gemm (1x1 convolutions as matmuls) | auto (gemm on CPU only)
     c.optimizer = ml_collections.ConfigDict(dict(
         name="sgd",                       # sgd | rmsprop | adamw
         lr=0.1,                           # base learning rate for the global batch
@@ -94,6 +96,23 @@ def base_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 2                # the latest K, plus the best by validation top-1
     c.progress_bar = True                 # only on an interactive terminal
     return c
+
+
+def resolve_dtype(name: str, platform: str) -> str:
+    """`auto` is bfloat16 on GPU/TPU, float32 on CPU; other names stand."""
+    if name == "auto":
+        return "bfloat16" if platform in ("gpu", "tpu") else "float32"
+    return name
+
+
+def resolve_for_platform(config: ml_collections.ConfigDict, platform: str) -> ml_collections.ConfigDict:
+    """Turn the `auto` choices into this platform's: bfloat16 compute on GPU/TPU (their matmul
+    units are built for it; on this project's CPU it was no faster), and 1x1 convolutions as
+    matmuls on CPU only (cnn_jax/models/conv_gemm.py; on GPU/TPU XLA's convolutions are the
+    fast path). Resolved before config.json is written, so a workdir records what ran."""
+    config.dtype = resolve_dtype(config.dtype, platform)
+    config.conv_impl = conv_gemm.resolve(config.get("conv_impl", "xla"), platform)
+    return config
 
 
 def cpu_variant(c: ml_collections.ConfigDict, size: int = 32) -> ml_collections.ConfigDict:

@@ -6,6 +6,7 @@ import pathlib
 import jax
 import numpy as np
 
+from cnn_jax.config import base_config
 from cnn_jax.evaluate import load_workdir_config
 from cnn_jax.train.checkpoint import Checkpoints
 from cnn_jax.train.loop import build_run
@@ -35,3 +36,11 @@ def metrics(workdir) -> list:
 
 def train_losses(workdir) -> dict:
     return {m["step"]: m["train/loss"] for m in metrics(workdir) if "train/loss" in m}
+
+
+def digits_config(batch=32, **data):
+    """The base config at a global batch of `batch`, with `data.*` overrides."""
+    c = base_config()
+    c.batch_size = batch
+    c.data.update(data)
+    return c

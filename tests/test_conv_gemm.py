@@ -77,8 +77,8 @@ def test_gemm_backend_emits_no_convolution_for_1x1():
 
 
 def test_whole_model_logits_and_gradients_match():
-    # ResNet-18: 1x1 stride-2 projections (matmuls) beside 3x3s and the 7x7 stem (XLA's).
-    model = models.create_model("resnet18", num_classes=10)
+    # MobileNet v1: 13 pointwise 1x1 convolutions (matmuls) between depthwise 3x3s (XLA's).
+    model = models.create_model("mobilenet_v1", num_classes=10, alpha=0.25)
     x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
     variables = jax.jit(model.init)(jax.random.key(1), x)
 
@@ -124,3 +124,23 @@ def test_bad_conv_impl_in_the_config_is_one_sentence(tmp_path, data_dir, capsys)
     code, _, err = run_cli(["train", "--config", "configs/lenet5.py", "--config.conv_impl=cudnn",
                             "--config.num_train_steps=1", "--workdir", tmp_path / "w"], capsys)
     assert code == 2 and "Unknown conv_impl 'cudnn'" in err
+
+
+@pytest.mark.parametrize("platform,dtype,conv_impl", [("cpu", "float32", "gemm"), ("gpu", "bfloat16", "xla"),
+                                                      ("tpu", "bfloat16", "xla")])
+def test_auto_choices_resolve_per_platform(platform, dtype, conv_impl):
+    from cnn_jax.config import base_config, resolve_for_platform
+    c = resolve_for_platform(base_config(), platform)
+    assert (c.dtype, c.conv_impl) == (dtype, conv_impl)
+    explicit = base_config()
+    explicit.dtype, explicit.conv_impl = "float32", "xla"
+    assert (resolve_for_platform(explicit, platform).dtype, explicit.conv_impl) == ("float32", "xla")
+
+
+def test_workdir_records_the_resolved_choices(tmp_path, data_dir, capsys):
+    import json
+    from conftest import run_cli
+    assert run_cli(["train", "--config", "configs/lenet5.py", "--config.num_train_steps=2",
+                    "--workdir", tmp_path / "w", "--num-devices", "1"], capsys)[0] == 0
+    written = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert (written["dtype"], written["conv_impl"]) == ("float32", "gemm")

@@ -3,17 +3,10 @@
 import numpy as np
 import pytest
 
-from cnn_jax.config import base_config
 from cnn_jax.data.datasets import open_source
 from cnn_jax.data.pipeline import Pipeline, Sharding
 from cnn_jax.errors import UserError
-
-
-def digits_config(batch=32, **data):
-    c = base_config()
-    c.batch_size = batch
-    c.data.update(data)
-    return c
+from helpers import digits_config
 
 
 def test_digits_split_is_fixed_and_documented(data_dir):

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cnn_jax.config import base_config
 from cnn_jax.data import mixing as M
 from cnn_jax.data.datasets import open_source
 from cnn_jax.data.pipeline import Pipeline, Sharding
 from cnn_jax.errors import UserError
+from helpers import digits_config
 
 
 def _batch(n=4, h=20, w=16, classes=3):
@@ -99,20 +99,13 @@ def test_bad_values_are_user_errors(kw, key):
         M.Mixing(**kw)
 
 
-def _config(batch=32, **data):
-    c = base_config()
-    c.batch_size = batch
-    c.data.update(data)
-    return c
-
-
 def test_pipeline_mixes_deterministically_and_any_process_count_sees_the_same(data_dir):
     src = open_source("digits", data_dir)
     cfg = dict(mixup_alpha=0.4, cutmix_alpha=1.0)
-    single = list(Pipeline(src, _config(32, **cfg)).train_epoch(epoch=1).take(3).as_numpy_iterator())
-    again = list(Pipeline(src, _config(32, **cfg)).train_epoch(epoch=1).take(3).as_numpy_iterator())
-    parts = [Pipeline(src, _config(32, **cfg), Sharding(p, 2)).train_epoch(epoch=1).take(3) for p in range(2)]
-    plain = list(Pipeline(src, _config(32)).train_epoch(epoch=1).take(3).as_numpy_iterator())
+    single = list(Pipeline(src, digits_config(32, **cfg)).train_epoch(epoch=1).take(3).as_numpy_iterator())
+    again = list(Pipeline(src, digits_config(32, **cfg)).train_epoch(epoch=1).take(3).as_numpy_iterator())
+    parts = [Pipeline(src, digits_config(32, **cfg), Sharding(p, 2)).train_epoch(epoch=1).take(3) for p in range(2)]
+    plain = list(Pipeline(src, digits_config(32)).train_epoch(epoch=1).take(3).as_numpy_iterator())
     changes = []
     for whole, rerun, a, b, base in zip(single, again, *parts, plain):
         assert set(whole) == {"image", "label"} and whole["label"].shape == (32, 10)
@@ -132,8 +125,8 @@ def test_pipeline_mixes_deterministically_and_any_process_count_sees_the_same(da
 
 def test_alpha_zero_keeps_todays_pipeline_exactly(data_dir):
     src = open_source("digits", data_dir)
-    off = Pipeline(src, _config(32, mixup_alpha=0.0, cutmix_alpha=0.0, randaugment="")).train_epoch(epoch=0)
-    today = Pipeline(src, _config(32)).train_epoch(epoch=0)
+    off = Pipeline(src, digits_config(32, mixup_alpha=0.0, cutmix_alpha=0.0, randaugment="")).train_epoch(epoch=0)
+    today = Pipeline(src, digits_config(32)).train_epoch(epoch=0)
     for a, b in zip(off.take(2).as_numpy_iterator(), today.take(2).as_numpy_iterator()):
         assert a["label"].dtype == b["label"].dtype == np.int32 and a["label"].shape == (32,)
         np.testing.assert_array_equal(a["image"], b["image"])
@@ -143,7 +136,7 @@ def test_alpha_zero_keeps_todays_pipeline_exactly(data_dir):
 def test_odd_per_process_batch_is_refused(data_dir):
     src = open_source("digits", data_dir)
     with pytest.raises(UserError, match="must be even.*multiple of 4"):
-        Pipeline(src, _config(30, mixup_alpha=0.2), Sharding(0, 2)).train_epoch(0)
+        Pipeline(src, digits_config(30, mixup_alpha=0.2), Sharding(0, 2)).train_epoch(0)
 
 
 def test_cross_entropy_takes_soft_labels():

@@ -41,6 +41,13 @@ def conv_backend(name: str):
         _current.pop()
 
 
+def resolve(name: str, platform: str) -> str:
+    """`auto` is "gemm" on CPU, "xla" elsewhere; other names stand."""
+    if name == "auto":
+        return "gemm" if platform == "cpu" else "xla"
+    return name
+
+
 def current_backend() -> str:
     return _current[-1]
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from cnn_jax import models
 from cnn_jax.analysis.summary import summarize
-from cnn_jax.config import config_differences, to_dict
+from cnn_jax.config import config_differences, resolve_for_platform, to_dict
 from cnn_jax.data.datasets import open_source
 from cnn_jax.data.pipeline import Pipeline, Sharding, steps_per_epoch
 from cnn_jax.errors import TrainingDiverged, UserError
@@ -68,6 +68,7 @@ def every(value: int, spe: int) -> int:
 
 
 def build_run(config, num_devices: int = 0) -> Run:
+    config = resolve_for_platform(config, jax.default_backend())
     mesh = parallel.make_mesh(num_devices)
     parallel.check_batch_divisible(int(config.batch_size), mesh)
     parallel.check_batch_divisible(int(config.eval_batch_size or config.batch_size), mesh, "eval_batch_size")
@@ -192,7 +193,7 @@ def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_d
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     setup_logging(workdir)
-    resolved = to_dict(config)
+    resolved = to_dict(resolve_for_platform(config, jax.default_backend()))
     _check_workdir(workdir, resolved, allow_config_change)
     run = build_run(config, num_devices)
     ckpts = Checkpoints(workdir / "checkpoints", int(config.keep_checkpoints))

@@ -1,0 +1,112 @@
+"""Where a train step's time goes: traces a few steps with the JAX profiler and sums XLA's
+per-thunk times by what the op does (forward/backward x convolution/matmul/BatchNorm/...).
+
+    .venv/bin/python experiments/benchmarks/profile_step.py resnet50 --batch-size 16 --conv-impl gemm
+
+Each executed thunk (a fusion, a YNNPACK/XNNPACK call, a copy) is matched to its HLO
+instruction, whose metadata names the JAX op and model path that produced it; "bwd" is
+anything under autodiff's transpose. Prints the table as Markdown and the step time.
+"""
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import re
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from cnn_jax import models
+from cnn_jax.models.conv_gemm import BACKENDS, conv_backend
+from cnn_jax.train.state import create_state
+from cnn_jax.train.steps import make_train_step, zero_train_metrics
+
+
+def compiled_step(name, batch_size, dtype, conv_impl, num_classes):
+    spec = models.get_spec(name)
+    model = models.create_model(name, num_classes=num_classes, dtype=jnp.dtype(dtype))
+    shape = (batch_size, spec.input_size, spec.input_size, spec.in_channels)
+    state = jax.jit(lambda r: create_state(model, optax.sgd(0.01, momentum=0.9), r, (1,) + shape[1:]))(
+        jax.random.key(0))
+    batch = {"image": jnp.asarray(np.random.default_rng(0).standard_normal(shape, np.float32)),
+             "label": jnp.zeros((batch_size,), jnp.int32)}
+    metrics = zero_train_metrics()
+    with conv_backend(conv_impl):
+        compiled = jax.jit(make_train_step(), donate_argnums=(0, 2)).lower(state, batch, metrics).compile()
+    return compiled, state, batch, metrics
+
+
+def hlo_metadata(hlo_text: str) -> dict:
+    """Instruction name -> the JAX op path in its metadata."""
+    pattern = r"^\s*(?:ROOT )?%([\w.\-]+) = .*?op_name=\"([^\"]*)\""
+    return {m.group(1): m.group(2) for m in re.finditer(pattern, hlo_text, re.M)}
+
+
+def category(op_path: str) -> str:
+    """A readable class of what an op computes, from its JAX op path."""
+    last = op_path.split("/")[-1]
+    direction = "bwd" if "transpose(" in op_path else "fwd"
+    if "conv_general_dilated" in last:
+        what = "convolution (XLA)"
+    elif last in ("dot_general", "concatenate", "slice", "pad") and "/conv" in op_path:
+        what = {"dot_general": "convolution as matmul"}.get(last, "im2col / slicing for conv")
+    elif "/bn/" in op_path or op_path.endswith("/bn"):
+        what = "BatchNorm"
+    elif "relu" in op_path or last == "max":
+        what = "ReLU"
+    elif "reduce_window" in last or "pool" in op_path:
+        what = "pooling"
+    elif "transpose" in last:
+        what = "transposes"
+    else:
+        what = "other (loss, optimizer, adds)"
+    return f"{direction} {what}"
+
+
+def profile(compiled, state, batch, metrics, steps: int = 2) -> tuple:
+    for _ in range(2):
+        state, metrics = compiled(state, batch, metrics)
+    jax.block_until_ready(metrics)
+    with tempfile.TemporaryDirectory() as d:
+        with jax.profiler.trace(d, create_perfetto_trace=True):
+            start = time.perf_counter()
+            for _ in range(steps):
+                state, metrics = compiled(state, batch, metrics)
+            jax.block_until_ready(metrics)
+            wall_ms = (time.perf_counter() - start) * 1e3 / steps
+        trace = json.load(gzip.open(glob.glob(f"{d}/**/*.trace.json.gz", recursive=True)[-1]))
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    meta = hlo_metadata(compiled.as_text())
+    totals = collections.Counter()
+    for e in events:
+        if e.get("ph") == "X" and e["name"] in meta:
+            totals[category(meta[e["name"]])] += e.get("dur", 0) / 1e3 / steps  # ms per step
+    return totals, wall_ms
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("model")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--conv-impl", default="xla", choices=BACKENDS)
+    p.add_argument("--num-classes", type=int, default=1000)
+    a = p.parse_args()
+    totals, wall_ms = profile(*compiled_step(a.model, a.batch_size, a.dtype, a.conv_impl, a.num_classes))
+    total = sum(totals.values())
+    print(f"| {a.model} b{a.batch_size} {a.dtype} conv_impl={a.conv_impl} | ms/step | share |")
+    print("|---|---:|---:|")
+    for name, ms in totals.most_common():
+        print(f"| {name} | {ms:.0f} | {100 * ms / total:.1f}% |")
+    print(f"| sum of op times (ops may overlap on the cores) | {total:.0f} | |")
+    print(f"| wall time per traced step | {wall_ms:.0f} | |")
+
+
+if __name__ == "__main__":
+    main()
