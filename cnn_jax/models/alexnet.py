@@ -46,7 +46,7 @@ from typing import Callable, NamedTuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnn_jax.models.layers import LRN, adaptive_avg_pool, max_pool_ceil
+from cnn_jax.models.layers import Conv, LRN, adaptive_avg_pool, max_pool_ceil
 from cnn_jax.models.registry import register
 
 
@@ -86,11 +86,11 @@ class AlexNet(nn.Module):
     def __call__(self, x, train: bool = False):
         x = x.astype(self.dtype)
         for i, row in enumerate(self.convs, start=1):
-            x = nn.Conv(row.features, (row.kernel, row.kernel), (row.stride, row.stride),
-                        padding=((row.pad, row.pad), (row.pad, row.pad)),
-                        feature_group_count=row.groups, kernel_init=self.kernel_init,
-                        bias_init=nn.initializers.constant(row.bias), dtype=self.dtype,
-                        name=f"conv{i}")(x)
+            x = Conv(row.features, (row.kernel, row.kernel), (row.stride, row.stride),
+                     padding=((row.pad, row.pad), (row.pad, row.pad)),
+                     feature_group_count=row.groups, kernel_init=self.kernel_init,
+                     bias_init=nn.initializers.constant(row.bias), dtype=self.dtype,
+                     name=f"conv{i}")(x)
             x = nn.relu(x)
             for op in row.after:
                 x = self._after(op, x, i)

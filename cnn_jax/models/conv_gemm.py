@@ -23,18 +23,23 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from cnn_jax.errors import UserError
+
 BACKENDS = ("xla", "gemm")
 _NHWC = ("NHWC", "HWIO", "NHWC")
 _current = ["xla"]
 
 
+def check_backend(name: str) -> str:
+    if name not in BACKENDS:
+        raise UserError(f"Unknown conv_impl {name!r}; use one of {', '.join(BACKENDS)}.")
+    return name
+
+
 @contextlib.contextmanager
 def conv_backend(name: str):
     """Trace convolutions inside this block with backend `name` (see BACKENDS)."""
-    if name not in BACKENDS:
-        from cnn_jax.errors import UserError
-        raise UserError(f"Unknown conv_impl {name!r}; use one of {', '.join(BACKENDS)}.")
-    _current.append(name)
+    _current.append(check_backend(name))
     try:
         yield
     finally:
@@ -54,9 +59,7 @@ def current_backend() -> str:
 
 def with_backend(apply_fn, name: str):
     """`apply_fn` tracing its convolutions with backend `name`, e.g. a TrainState's apply_fn."""
-    with conv_backend(name):  # checks the name now, not at the first trace
-        pass
-    if name == "xla":
+    if check_backend(name) == "xla":  # checked now, not at the first trace
         return apply_fn
 
     @functools.wraps(apply_fn)
@@ -118,19 +121,22 @@ def _plain(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers, feature_grou
             and dimension_numbers is not None and _is_nhwc(lhs.shape, rhs.shape, dimension_numbers))
 
 
+def _unpadded(padding) -> bool:
+    """No padding for a 1x1 window: explicit zeros, or any string mode ('SAME' pads a 1x1
+    window by nothing at every stride)."""
+    return isinstance(padding, str) or all(tuple(p) == (0, 0) for p in padding)
+
+
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, batch_group_count=1,
                          precision=None, preferred_element_type=None):
     """Drop-in for `lax.conv_general_dilated` (the signature flax's nn.Conv calls) that
-    routes plain 2-D NHWC convolutions to the current backend."""
-    plain = (current_backend() == "gemm" and lhs.ndim == 4 and batch_group_count == 1
-             and preferred_element_type is None and not isinstance(padding, str)
-             and _plain(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count))
-    if plain:
-        padding = tuple(tuple(p) for p in padding)
-        strides = tuple(window_strides)
-        if rhs.shape[:2] == (1, 1) and padding == ((0, 0), (0, 0)):
-            return conv1x1(lhs, rhs, strides)
+    routes plain 2-D NHWC 1x1 convolutions to the current backend."""
+    if (current_backend() == "gemm" and lhs.ndim == 4 and batch_group_count == 1
+            and preferred_element_type is None
+            and _plain(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count)
+            and rhs.shape[:2] == (1, 1) and _unpadded(padding)):
+        return conv1x1(lhs, rhs, tuple(window_strides))
     return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                     dimension_numbers, feature_group_count, batch_group_count,
                                     precision, preferred_element_type)

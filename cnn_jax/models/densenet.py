@@ -35,7 +35,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.models.batchnorm import BatchNorm
-from cnn_jax.models.layers import ConvBN, global_avg_pool, he_normal_fan_out
+from cnn_jax.models.layers import Conv, ConvBN, global_avg_pool, he_normal_fan_out
 from cnn_jax.models.registry import register
 
 # depth: (growth rate k, stem width, dense layers per block)
@@ -53,8 +53,8 @@ def bn_relu_conv(bn: Callable, features: int, kernel: int, bn_name: str, conv_na
     """BN -> ReLU -> conv (no bias, 'same'), the pre-activation unit of the paper (Sec. 3)."""
     x = nn.relu(bn(name=bn_name)(x, use_running_average=not train))
     pad = ((kernel // 2, kernel // 2),) * 2
-    return nn.Conv(features, (kernel, kernel), padding=pad, use_bias=False,
-                   kernel_init=he_normal_fan_out, dtype=dtype, name=conv_name)(x)
+    return Conv(features, (kernel, kernel), padding=pad, use_bias=False,
+                kernel_init=he_normal_fan_out, dtype=dtype, name=conv_name)(x)
 
 
 class DenseLayer(nn.Module):

@@ -68,7 +68,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.errors import UserError
-from cnn_jax.models.layers import LRN, ConvBN, adaptive_avg_pool, global_avg_pool, max_pool_ceil
+from cnn_jax.models.layers import Conv, ConvBN, LRN, adaptive_avg_pool, global_avg_pool, max_pool_ceil
 from cnn_jax.models.registry import register
 
 AUX_LOSS_WEIGHT = 0.3  # Sec. 5: each auxiliary loss is added with weight 0.3 during training
@@ -126,9 +126,9 @@ def conv_relu(x, features: int, kernel: int, stride: int = 1, *, name: str, dtyp
         return ConvBN(features, (kernel, kernel), (stride, stride), pad, bn_epsilon=1e-3,
                       bn_group_size=bn_group_size, kernel_init=variant.kernel_init, dtype=dtype,
                       name=name)(x, train)
-    conv = nn.Conv(features, (kernel, kernel), (stride, stride), padding=pad,
-                   kernel_init=variant.kernel_init, bias_init=variant.bias_init, dtype=dtype,
-                   name=name)
+    conv = Conv(features, (kernel, kernel), (stride, stride), padding=pad,
+                kernel_init=variant.kernel_init, bias_init=variant.bias_init, dtype=dtype,
+                name=name)
     return nn.relu(conv(x))
 
 

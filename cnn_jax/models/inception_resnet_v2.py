@@ -40,7 +40,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.models.inception_v3 import AVG, MAX, STEM, Mixed, Stem, conv
-from cnn_jax.models.layers import ConvBN, global_avg_pool, he_normal_fan_out
+from cnn_jax.models.layers import Conv, ConvBN, global_avg_pool, he_normal_fan_out
 from cnn_jax.models.registry import register
 
 MIXED_5B = (("branch_0", (conv(96, 1),)),
@@ -89,8 +89,8 @@ class InceptionResNetBlock(nn.Module):
     def __call__(self, x, train: bool = False):
         mixed = Mixed(self.branches, self.conv, name="mixed")(x, train)
         # The up-projection has a bias and no BN (Keras conv2d_bn with use_bias=True).
-        up = nn.Conv(x.shape[-1], (1, 1), padding=((0, 0), (0, 0)), use_bias=True,
-                     kernel_init=he_normal_fan_out, dtype=self.dtype, name="conv")(mixed)
+        up = Conv(x.shape[-1], (1, 1), padding=((0, 0), (0, 0)), use_bias=True,
+                  kernel_init=he_normal_fan_out, dtype=self.dtype, name="conv")(mixed)
         x = x + self.scale * up
         return nn.relu(x) if self.activate else x
 

@@ -68,8 +68,8 @@ class ConvBN(nn.Module):
     def __call__(self, x, train: bool = False):
         pad = same_pad(self.kernel_size) if self.padding is None else pad_pair(self.padding)
         x = Conv(self.features, self.kernel_size, self.strides, padding=pad,
-                    feature_group_count=self.groups, use_bias=self.use_bias,
-                    kernel_init=self.kernel_init, dtype=self.dtype, name="conv")(x)
+                 feature_group_count=self.groups, use_bias=self.use_bias,
+                 kernel_init=self.kernel_init, dtype=self.dtype, name="conv")(x)
         x = BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                       epsilon=self.bn_epsilon, use_scale=self.bn_scale, scale_init=self.bn_scale_init,
                       group_size=self.bn_group_size, dtype=self.dtype, name="bn")(x)

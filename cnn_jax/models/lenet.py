@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnn_jax.errors import UserError
+from cnn_jax.models.layers import Conv
 from cnn_jax.models.registry import register
 
 # Table I: which S2 maps (rows) each C3 map (column) sees.
@@ -157,11 +158,11 @@ class LeNet5(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False):
         conv = dict(padding="VALID", kernel_init=paper_uniform_init, dtype=self.dtype)
-        x = scaled_tanh(nn.Conv(6, (5, 5), name="C1", **conv)(x.astype(self.dtype)))
+        x = scaled_tanh(Conv(6, (5, 5), name="C1", **conv)(x.astype(self.dtype)))
         x = scaled_tanh(TrainableSubsample(self.dtype, name="S2")(x))
         x = scaled_tanh(PartialConv(C3_TABLE, dtype=self.dtype, name="C3")(x))
         x = scaled_tanh(TrainableSubsample(self.dtype, name="S4")(x))
-        x = scaled_tanh(nn.Conv(120, (5, 5), name="C5", **conv)(x))
+        x = scaled_tanh(Conv(120, (5, 5), name="C5", **conv)(x))
         x = x.reshape(x.shape[0], -1)
         x = scaled_tanh(nn.Dense(84, kernel_init=paper_uniform_init, dtype=self.dtype, name="F6")(x))
         if self.head == "softmax":

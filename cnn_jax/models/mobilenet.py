@@ -38,7 +38,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.models.batchnorm import BatchNorm
-from cnn_jax.models.layers import he_normal_fan_out
+from cnn_jax.models.layers import Conv, he_normal_fan_out
 from cnn_jax.models.registry import register
 
 STEM_WIDTH = 32
@@ -54,10 +54,10 @@ he_normal_fan_in = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 def conv_bn_relu6(bn: Callable, name: str, x, train: bool, features: int, strides: int,
                   kernel: int, padding, groups: int = 1, dtype=jnp.float32):
     """conv (no bias) -> BN -> ReLU6, named like Keras (`name`, `name`_bn)."""
-    x = nn.Conv(features, (kernel, kernel), (strides, strides), padding=padding,
-                feature_group_count=groups, use_bias=False,
-                kernel_init=he_normal_fan_in if groups > 1 else he_normal_fan_out,
-                dtype=dtype, name=name)(x)
+    x = Conv(features, (kernel, kernel), (strides, strides), padding=padding,
+             feature_group_count=groups, use_bias=False,
+             kernel_init=he_normal_fan_in if groups > 1 else he_normal_fan_out,
+             dtype=dtype, name=name)(x)
     return nn.relu6(bn(name=f"{name}_bn")(x, use_running_average=not train))
 
 
@@ -85,7 +85,7 @@ class MobileNetV1(nn.Module):
                      padding=((0, 0), (0, 0)))
         x = jnp.mean(x, axis=(1, 2), keepdims=True)
         x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
-        x = nn.Conv(self.num_classes, (1, 1), dtype=self.dtype, name="conv_preds")(x)
+        x = Conv(self.num_classes, (1, 1), dtype=self.dtype, name="conv_preds")(x)
         return x.reshape(x.shape[0], self.num_classes).astype(jnp.float32)
 
 

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 
 from cnn_jax.errors import UserError
-from cnn_jax.models.layers import LRN, ConvBN, adaptive_avg_pool, he_normal_fan_out
+from cnn_jax.models.layers import Conv, ConvBN, LRN, adaptive_avg_pool, he_normal_fan_out
 from cnn_jax.models.registry import register
 
 M = "M"
@@ -119,8 +119,8 @@ class VGG(nn.Module):
             return ConvBN(width, (kernel, kernel), use_bias=True, bn_momentum=self.bn_momentum,
                           bn_epsilon=self.bn_epsilon, bn_group_size=self.bn_group_size, dtype=self.dtype,
                           name=name)
-        conv = nn.Conv(width, (kernel, kernel), padding=((kernel // 2,) * 2,) * 2,
-                       kernel_init=he_normal_fan_out, dtype=self.dtype, name=name)
+        conv = Conv(width, (kernel, kernel), padding=((kernel // 2,) * 2,) * 2,
+                    kernel_init=he_normal_fan_out, dtype=self.dtype, name=name)
         return lambda x, train: nn.relu(conv(x))
 
     def features(self, x, train: bool):

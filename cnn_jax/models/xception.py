@@ -37,7 +37,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.models.batchnorm import BatchNorm
-from cnn_jax.models.layers import global_avg_pool, he_normal_fan_out
+from cnn_jax.models.layers import Conv, global_avg_pool, he_normal_fan_out
 from cnn_jax.models.registry import register
 
 # (separable conv widths, residual projection); middle flow = 8 identical blocks.
@@ -61,11 +61,11 @@ class SeparableConv(nn.Module):
     @nn.compact
     def __call__(self, x):
         pad = tuple((k // 2, k // 2) for k in self.kernel_size)
-        x = nn.Conv(x.shape[-1], self.kernel_size, padding=pad, feature_group_count=x.shape[-1],
-                    use_bias=False, kernel_init=he_normal_fan_in, dtype=self.dtype,
-                    name="depthwise")(x)
-        return nn.Conv(self.features, (1, 1), padding=((0, 0), (0, 0)), use_bias=False,
-                       kernel_init=he_normal_fan_out, dtype=self.dtype, name="pointwise")(x)
+        x = Conv(x.shape[-1], self.kernel_size, padding=pad, feature_group_count=x.shape[-1],
+                 use_bias=False, kernel_init=he_normal_fan_in, dtype=self.dtype,
+                 name="depthwise")(x)
+        return Conv(self.features, (1, 1), padding=((0, 0), (0, 0)), use_bias=False,
+                    kernel_init=he_normal_fan_out, dtype=self.dtype, name="pointwise")(x)
 
 
 class XceptionBlock(nn.Module):
@@ -82,9 +82,9 @@ class XceptionBlock(nn.Module):
     def __call__(self, x, train: bool = False):
         shortcut = x
         if self.project:  # created first, as in Keras
-            shortcut = nn.Conv(self.widths[-1], (1, 1), (2, 2), padding=((0, 0), (0, 0)),
-                               use_bias=False, kernel_init=he_normal_fan_out, dtype=self.dtype,
-                               name="residual")(x)
+            shortcut = Conv(self.widths[-1], (1, 1), (2, 2), padding=((0, 0), (0, 0)),
+                            use_bias=False, kernel_init=he_normal_fan_out, dtype=self.dtype,
+                            name="residual")(x)
             shortcut = self.bn(name="residual_bn")(shortcut, use_running_average=not train)
         for i, width in enumerate(self.widths, start=1):
             if i > 1 or self.relu_first:
@@ -111,8 +111,8 @@ class Xception(nn.Module):
 
         x = x.astype(self.dtype)
         for i, (width, stride) in enumerate(((32, 2), (64, 1)), start=1):
-            x = nn.Conv(width, (3, 3), (stride, stride), padding=((0, 0), (0, 0)), use_bias=False,
-                        kernel_init=he_normal_fan_out, dtype=self.dtype, name=f"block1_conv{i}")(x)
+            x = Conv(width, (3, 3), (stride, stride), padding=((0, 0), (0, 0)), use_bias=False,
+                     kernel_init=he_normal_fan_out, dtype=self.dtype, name=f"block1_conv{i}")(x)
             x = nn.relu(bn(name=f"block1_conv{i}_bn")(x, use_running_average=not train))
         for i, (widths, project) in enumerate(BLOCKS, start=2):
             x = XceptionBlock(widths, project, relu_first=i > 2, bn=bn, dtype=self.dtype,
