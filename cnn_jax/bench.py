@@ -57,7 +57,7 @@ def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int 
     conv_impl = resolve(conv_impl, platform)
     dtype = resolve_dtype(dtype, platform)
     size = input_size or spec.input_size
-    mesh = parallel.make_mesh(num_devices)
+    mesh = parallel.make_mesh(num_devices, (batch_size,))
     parallel.check_batch_divisible(batch_size, mesh, "batch_size")
     repl = parallel.replicated(mesh)
     model = models.create_model(name, num_classes=num_classes, dtype=DTYPES[dtype])

@@ -177,6 +177,8 @@ def main(argv: list | None = None) -> None:
         sys.exit(2)
     try:
         _enable_compilation_cache()
+        from cnn_jax.train.parallel import split_host_cpu
+        split_host_cpu()
         sys.exit(COMMANDS[command](rest))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -69,9 +69,10 @@ def every(value: int, spe: int) -> int:
 
 def build_run(config, num_devices: int = 0) -> Run:
     config = resolve_for_platform(config, jax.default_backend())
-    mesh = parallel.make_mesh(num_devices)
-    parallel.check_batch_divisible(int(config.batch_size), mesh)
-    parallel.check_batch_divisible(int(config.eval_batch_size or config.batch_size), mesh, "eval_batch_size")
+    batch_sizes = (int(config.batch_size), int(config.eval_batch_size or config.batch_size))
+    mesh = parallel.make_mesh(num_devices, batch_sizes)
+    parallel.check_batch_divisible(batch_sizes[0], mesh)
+    parallel.check_batch_divisible(batch_sizes[1], mesh, "eval_batch_size")
     source = open_source(config.dataset, config.data_dir, config.train_split, config.eval_split)
     pipeline = Pipeline(source, config, Sharding(jax.process_index(), jax.process_count()))
     spe = steps_per_epoch(pipeline.num_train, int(config.batch_size))  # less skipped corrupt images
