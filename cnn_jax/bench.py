@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 from cnn_jax import models
+from cnn_jax.models import batchnorm
 from cnn_jax.config import resolve_dtype
 from cnn_jax.models.conv_gemm import BACKENDS, conv_backend, resolve
 from cnn_jax.train import parallel
@@ -50,11 +51,12 @@ def _median_time(fn, steps: int, clock=time.perf_counter) -> float:
 
 def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int = 0, steps: int = 5,
           warmup: int = 2, num_classes: int = 1000, num_devices: int = 0, loop: bool = False,
-          conv_impl: str = "auto") -> dict:
+          conv_impl: str = "auto", bn_impl: str = "auto") -> dict:
     spec = models.get_spec(name)
     # The training defaults' `auto` choices (cnn_jax.config.resolve_for_platform).
     platform = jax.default_backend()
     conv_impl = resolve(conv_impl, platform)
+    bn_impl = batchnorm.resolve(bn_impl, platform)
     dtype = resolve_dtype(dtype, platform)
     size = input_size or spec.input_size
     mesh = parallel.make_mesh(num_devices, (batch_size,))
@@ -72,7 +74,7 @@ def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int 
     step = jax.jit(make_train_step(), donate_argnums=(0, 2), out_shardings=(repl, repl))
 
     t = time.perf_counter()
-    with conv_backend(conv_impl):  # convolutions are chosen when the step is traced
+    with conv_backend(conv_impl), batchnorm.bn_impl(bn_impl):  # chosen when the step is traced
         lowered = step.lower(state, batch, metrics)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t
@@ -99,7 +101,7 @@ def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int 
     infer_s = _median_time(lambda: infer(variables, batch["image"]), steps)
 
     peak = matmul_peak_flops(jnp.bfloat16 if dtype == "bfloat16" else jnp.float32)
-    result = {"model": name, "batch_size": batch_size, "dtype": dtype, "conv_impl": conv_impl, "input_size": size,
+    result = {"model": name, "batch_size": batch_size, "dtype": dtype, "conv_impl": conv_impl, "bn_impl": bn_impl, "input_size": size,
               "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
               "devices": int(mesh.devices.size), "train_img_per_s": batch_size / train_s,
               "train_img_per_cpu_s": batch_size / train_cpu_s,
@@ -138,10 +140,12 @@ def main(argv: list) -> int:
     p.add_argument("--loop", action="store_true", help="also time the training loop's machinery")
     p.add_argument("--conv-impl", default="auto", choices=("auto",) + BACKENDS,
                    help="xla: XLA's convolutions; gemm: 1x1 convolutions as matmuls; auto: gemm on CPU only")
+    p.add_argument("--bn-impl", default="auto", choices=("auto",) + batchnorm.IMPLS,
+                   help="flax: flax's BatchNorm; sums: from per-channel sums; auto: sums on CPU only")
     a = p.parse_args(argv)
     r = bench(a.model, a.batch_size, a.dtype, a.input_size, a.steps, a.warmup, a.num_classes, a.num_devices, a.loop,
-              a.conv_impl)
-    print(f"{r['model']} batch {r['batch_size']} {r['dtype']} ({r['conv_impl']} convs) at {r['input_size']}px on {r['device']} x{r['devices']}: "
+              a.conv_impl, a.bn_impl)
+    print(f"{r['model']} batch {r['batch_size']} {r['dtype']} ({r['conv_impl']} convs, {r['bn_impl']} BN) at {r['input_size']}px on {r['device']} x{r['devices']}: "
           f"train {r['train_img_per_s']:.2f} img/s, inference {r['infer_img_per_s']:.2f} img/s, "
           f"compile {r['compile_s']:.1f} s, {r['step_gflop']:.1f} GFLOP/step, MFU {100 * r['mfu']:.1f}% "
           f"of a {r['peak_gflop_per_s']:.0f} GFLOP/s matmul peak")

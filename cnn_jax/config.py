@@ -16,12 +16,12 @@ from ml_collections.config_dict import placeholder
 from absl import flags
 
 from cnn_jax.errors import UserError, did_you_mean
-from cnn_jax.models import conv_gemm
+from cnn_jax.models import batchnorm, conv_gemm
 
 # Keys that may differ between a run and its resumption: they change how a run is
 # watched or stored, not what it computes.
 RESUMABLE_KEYS = {"log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "eval_every_steps",
-                  "data.num_parallel_calls", "progress_bar", "conv_impl"}
+                  "data.num_parallel_calls", "progress_bar", "conv_impl", "bn_impl"}
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -57,6 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.dtype = "auto"                      # compute dtype: float32 | bfloat16 | auto (bfloat16 on GPU/TPU,
                                           # float32 on CPU); parameters are always float32
     c.conv_impl = "auto"                  # xla | gemm (1x1 convolutions as matmuls) | auto (gemm on CPU only)
+    c.bn_impl = "auto"                    # flax | sums (BatchNorm from per-channel sums) | auto (sums on CPU only)
     c.optimizer = ml_collections.ConfigDict(dict(
         name="sgd",                       # sgd | rmsprop | adamw
         lr=0.1,                           # base learning rate for the global batch
@@ -108,10 +109,12 @@ def resolve_dtype(name: str, platform: str) -> str:
 def resolve_for_platform(config: ml_collections.ConfigDict, platform: str) -> ml_collections.ConfigDict:
     """Turn the `auto` choices into this platform's: bfloat16 compute on GPU/TPU (their matmul
     units are built for it; on this project's CPU it was no faster), and 1x1 convolutions as
-    matmuls on CPU only (cnn_jax/models/conv_gemm.py; on GPU/TPU XLA's convolutions are the
-    fast path). Resolved before config.json is written, so a workdir records what ran."""
+    matmuls and BatchNorm from per-channel sums on CPU only (cnn_jax/models/conv_gemm.py,
+    batchnorm.py; on GPU/TPU XLA's own forms are the fast path). Resolved before config.json
+    is written, so a workdir records what ran."""
     config.dtype = resolve_dtype(config.dtype, platform)
     config.conv_impl = conv_gemm.resolve(config.get("conv_impl", "xla"), platform)
+    config.bn_impl = batchnorm.resolve(config.get("bn_impl", "flax"), platform)
     return config
 
 

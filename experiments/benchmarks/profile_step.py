@@ -23,21 +23,24 @@ import numpy as np
 import optax
 
 from cnn_jax import models
+from cnn_jax.models import batchnorm
 from cnn_jax.models.conv_gemm import BACKENDS, conv_backend
+from cnn_jax.train import parallel
 from cnn_jax.train.state import create_state
 from cnn_jax.train.steps import make_train_step, zero_train_metrics
 
 
-def compiled_step(name, batch_size, dtype, conv_impl, num_classes):
+def compiled_step(name, batch_size, dtype, conv_impl, num_classes, devices=1, bn_impl="flax"):
+    mesh = parallel.make_mesh(devices)
     spec = models.get_spec(name)
     model = models.create_model(name, num_classes=num_classes, dtype=jnp.dtype(dtype))
     shape = (batch_size, spec.input_size, spec.input_size, spec.in_channels)
-    state = jax.jit(lambda r: create_state(model, optax.sgd(0.01, momentum=0.9), r, (1,) + shape[1:]))(
-        jax.random.key(0))
-    batch = {"image": jnp.asarray(np.random.default_rng(0).standard_normal(shape, np.float32)),
-             "label": jnp.zeros((batch_size,), jnp.int32)}
-    metrics = zero_train_metrics()
-    with conv_backend(conv_impl):
+    state = jax.jit(lambda r: create_state(model, optax.sgd(0.01, momentum=0.9), r, (1,) + shape[1:]),
+                    out_shardings=parallel.replicated(mesh))(jax.random.key(0))
+    batch = parallel.to_global({"image": np.random.default_rng(0).standard_normal(shape, np.float32),
+                                "label": np.zeros((batch_size,), np.int32)}, mesh)
+    metrics = jax.device_put(zero_train_metrics(), parallel.replicated(mesh))
+    with conv_backend(conv_impl), batchnorm.bn_impl(bn_impl):
         compiled = jax.jit(make_train_step(), donate_argnums=(0, 2)).lower(state, batch, metrics).compile()
     return compiled, state, batch, metrics
 
@@ -97,10 +100,13 @@ def main():
     p.add_argument("--dtype", default="float32")
     p.add_argument("--conv-impl", default="xla", choices=BACKENDS)
     p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--bn-impl", default="flax", choices=batchnorm.IMPLS)
+    p.add_argument("--devices", type=int, default=1, help="CPU devices the batch is split over (summed op times)")
     a = p.parse_args()
-    totals, wall_ms = profile(*compiled_step(a.model, a.batch_size, a.dtype, a.conv_impl, a.num_classes))
+    jax.config.update("jax_num_cpu_devices", a.devices)
+    totals, wall_ms = profile(*compiled_step(a.model, a.batch_size, a.dtype, a.conv_impl, a.num_classes, a.devices, a.bn_impl))
     total = sum(totals.values())
-    print(f"| {a.model} b{a.batch_size} {a.dtype} conv_impl={a.conv_impl} | ms/step | share |")
+    print(f"| {a.model} b{a.batch_size} {a.dtype} conv_impl={a.conv_impl} bn_impl={a.bn_impl} devices={a.devices} | ms/step | share |")
     print("|---|---:|---:|")
     for name, ms in totals.most_common():
         print(f"| {name} | {ms:.0f} | {100 * ms / total:.1f}% |")
