@@ -20,7 +20,6 @@ activation more often. In a ResNet-50 step on 2 CPU devices BatchNorm's op time 
 Inference (running averages), ghost groups and masks keep flax's path.
 """
 
-import contextlib
 import functools
 
 import flax.linen as nn
@@ -30,44 +29,13 @@ from flax.linen import normalization as flax_norm
 from jax import lax
 
 from cnn_jax.errors import UserError
+from cnn_jax.models.switch import TraceSwitch
 
-IMPLS = ("flax", "sums")
-_current = ["flax"]
-
-
-def check_impl(name: str) -> str:
-    if name not in IMPLS:
-        raise UserError(f"Unknown bn_impl {name!r}; use one of {', '.join(IMPLS)}.")
-    return name
-
-
-@contextlib.contextmanager
-def bn_impl(name: str):
-    """Trace BatchNorm layers inside this block with implementation `name` (see IMPLS)."""
-    _current.append(check_impl(name))
-    try:
-        yield
-    finally:
-        _current.pop()
-
-
-def resolve(name: str, platform: str) -> str:
-    """`auto` is "sums" on CPU, "flax" elsewhere (the form was measured on CPU only)."""
-    if name == "auto":
-        return "sums" if platform == "cpu" else "flax"
-    return name
-
-
-def with_impl(apply_fn, name: str):
-    """`apply_fn` tracing its BatchNorm layers with implementation `name`."""
-    if check_impl(name) == "flax":
-        return apply_fn
-
-    @functools.wraps(apply_fn)
-    def apply(*args, **kwargs):
-        with bn_impl(name):
-            return apply_fn(*args, **kwargs)
-    return apply
+# Chosen when a model is traced; "auto" resolves to "sums" on CPU (where it was measured),
+# "flax" elsewhere.
+SWITCH = TraceSwitch("bn_impl", ("flax", "sums"), on_cpu="sums")
+IMPLS = SWITCH.choices
+check_impl, bn_impl, resolve, with_impl = SWITCH.check, SWITCH.use, SWITCH.resolve, SWITCH.wrap
 
 
 def group_batch(x, group_size: int):
@@ -98,7 +66,7 @@ class BatchNorm(nn.BatchNorm):
         stats_dtype = jnp.float32 if self.force_float32_reductions else self.param_dtype
         ra_mean = self.variable("batch_stats", "mean", lambda s: jnp.zeros(s, stats_dtype), feature_shape)
         ra_var = self.variable("batch_stats", "var", lambda s: jnp.ones(s, stats_dtype), feature_shape)
-        if (_current[-1] == "sums" and not grouped and not use_running_average and mask is None
+        if (SWITCH.current() == "sums" and not grouped and not use_running_average and mask is None
                 and self.axis_name is None and self.use_fast_variance and feature_axes == (x.ndim - 1,) and self.use_scale and self.use_bias):
             return self._from_sums(x, ra_mean, ra_var)
         xs = group_batch(x, self.group_size) if grouped else x

@@ -16,57 +16,18 @@ TrainState's `apply_fn` wrapped by `with_backend`); it is meant for CPUs: on GPU
 convolutions are the fast path, so keep "xla" there.
 """
 
-import contextlib
-import functools
-
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from cnn_jax.errors import UserError
+from cnn_jax.models.switch import TraceSwitch
 
-BACKENDS = ("xla", "gemm")
 _NHWC = ("NHWC", "HWIO", "NHWC")
-_current = ["xla"]
-
-
-def check_backend(name: str) -> str:
-    if name not in BACKENDS:
-        raise UserError(f"Unknown conv_impl {name!r}; use one of {', '.join(BACKENDS)}.")
-    return name
-
-
-@contextlib.contextmanager
-def conv_backend(name: str):
-    """Trace convolutions inside this block with backend `name` (see BACKENDS)."""
-    _current.append(check_backend(name))
-    try:
-        yield
-    finally:
-        _current.pop()
-
-
-def resolve(name: str, platform: str) -> str:
-    """`auto` is "gemm" on CPU, "xla" elsewhere; other names stand."""
-    if name == "auto":
-        return "gemm" if platform == "cpu" else "xla"
-    return name
-
-
-def current_backend() -> str:
-    return _current[-1]
-
-
-def with_backend(apply_fn, name: str):
-    """`apply_fn` tracing its convolutions with backend `name`, e.g. a TrainState's apply_fn."""
-    if check_backend(name) == "xla":  # checked now, not at the first trace
-        return apply_fn
-
-    @functools.wraps(apply_fn)
-    def apply(*args, **kwargs):
-        with conv_backend(name):
-            return apply_fn(*args, **kwargs)
-    return apply
+# Chosen when a model is traced; "auto" resolves to "gemm" on CPU, "xla" elsewhere.
+SWITCH = TraceSwitch("conv_impl", ("xla", "gemm"), on_cpu="gemm")
+BACKENDS = SWITCH.choices
+check_backend, conv_backend, resolve = SWITCH.check, SWITCH.use, SWITCH.resolve
+current_backend, with_backend = SWITCH.current, SWITCH.wrap
 
 
 def _dot(a, b, dtype):
