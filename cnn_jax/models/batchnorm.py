@@ -66,8 +66,11 @@ class BatchNorm(nn.BatchNorm):
         stats_dtype = jnp.float32 if self.force_float32_reductions else self.param_dtype
         ra_mean = self.variable("batch_stats", "mean", lambda s: jnp.zeros(s, stats_dtype), feature_shape)
         ra_var = self.variable("batch_stats", "var", lambda s: jnp.ones(s, stats_dtype), feature_shape)
-        if (SWITCH.current() == "sums" and not grouped and not use_running_average and mask is None
-                and self.axis_name is None and self.use_fast_variance and feature_axes == (x.ndim - 1,) and self.use_scale and self.use_bias):
+        # "sums" covers the common case: batch statistics over every axis but the last one.
+        sums_case = (not grouped and not use_running_average and mask is None and self.axis_name is None
+                     and self.use_fast_variance and self.use_scale and self.use_bias
+                     and feature_axes == (x.ndim - 1,))
+        if SWITCH.current() == "sums" and sums_case:
             return self._from_sums(x, ra_mean, ra_var)
         xs = group_batch(x, self.group_size) if grouped else x
         if grouped:  # the new leading axis indexes the groups: neither reduced nor a feature axis
@@ -107,10 +110,14 @@ class BatchNorm(nn.BatchNorm):
         return jnp.asarray(y, flax_norm.canonicalize_dtype(x, scale, bias, dtype=self.dtype))
 
 
+def _reduction(x) -> tuple:
+    """The axes BatchNorm reduces (all but the last, the channels) and how many values each channel has."""
+    return tuple(range(x.ndim - 1)), x.size // x.shape[-1]
+
+
 def _moments(x):
     """Per-channel mean and variance over all axes but the last (flax's fast variance, clipped)."""
-    axes = tuple(range(x.ndim - 1))
-    n = x.size // x.shape[-1]
+    axes, n = _reduction(x)
     mean = jnp.sum(x, axes) / n
     return mean, jnp.maximum(jnp.sum(x * x, axes) / n - mean * mean, 0.0)
 
@@ -136,8 +143,7 @@ def _normalize_fwd(x, scale, bias, epsilon):
 def _normalize_bwd(epsilon, residuals, cotangents):
     x, mean, inv, scale = residuals
     g, g_mean, g_var = cotangents
-    axes = tuple(range(x.ndim - 1))
-    n = x.size // x.shape[-1]
+    axes, n = _reduction(x)
     sum_g = jnp.sum(g, axes)
     sum_gxc = jnp.sum(g * (x - mean), axes)
     k = inv * scale

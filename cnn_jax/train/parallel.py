@@ -45,8 +45,9 @@ def split_host_cpu(environ=os.environ) -> int:
     XLA's CPU ops parallelise poorly over 2-8 cores: a weight gradient (a long reduction over
     the pixels into a small C x O matrix) runs on about one core. Data parallelism over
     per-core devices splits every op by the batch instead, as oneDNN does inside its kernels:
-    1.2-1.6x on ResNet-50/18/20 training steps on 2 cores (README, Speed). It changes nothing
-    on GPU/TPU, whose devices are the mesh there. An explicit
+    on 2 cores 1.14-1.31x for ResNet-18/20 training steps and make run's ResNet-20, though
+    0.87-0.99x for ResNet-50 since bn_impl=sums (1.2x before it; README, Speed). It changes
+    nothing on GPU/TPU, whose devices are the mesh there. An explicit
     --xla_force_host_platform_device_count in XLA_FLAGS wins.
     """
     if "xla_force_host_platform_device_count" in environ.get("XLA_FLAGS", ""):
