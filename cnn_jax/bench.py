@@ -49,6 +49,12 @@ def _median_time(fn, steps: int, clock=time.perf_counter) -> float:
     return statistics.median(times)
 
 
+def _flops(stage) -> float:
+    """FLOPs by XLA's cost analysis of a lowered (before optimisation) or compiled program."""
+    cost = stage.cost_analysis()
+    return float((cost[0] if isinstance(cost, list) else cost or {}).get("flops", 0.0))
+
+
 def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int = 0, steps: int = 5,
           warmup: int = 2, num_classes: int = 1000, num_devices: int = 0, loop: bool = False,
           conv_impl: str = "auto", bn_impl: str = "auto") -> dict:
@@ -78,8 +84,10 @@ def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int 
         lowered = step.lower(state, batch, metrics)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t
-    cost = compiled.cost_analysis()
-    flops = float((cost[0] if isinstance(cost, list) else cost).get("flops", 0.0))
+    flops = _flops(compiled)
+    if conv_impl == "onednn":  # XLA counts no FLOPs in custom calls: count XLA's own program
+        with conv_backend("xla"), batchnorm.bn_impl(bn_impl):
+            flops = _flops(jax.jit(make_train_step()).lower(state, batch, metrics))
 
     holder = {"state": state, "metrics": metrics}
 
@@ -139,7 +147,9 @@ def main(argv: list) -> int:
     p.add_argument("--num-devices", type=int, default=0)
     p.add_argument("--loop", action="store_true", help="also time the training loop's machinery")
     p.add_argument("--conv-impl", default="auto", choices=("auto",) + BACKENDS,
-                   help="xla: XLA's convolutions; gemm: 1x1 convolutions as matmuls; auto: gemm on CPU only")
+                   help="xla: XLA's convolutions; gemm: 1x1 convolutions as matmuls; onednn: those, and "
+                        "every other convolution through oneDNN (CPU); auto: onednn on CPU where it "
+                        "builds, else gemm; xla elsewhere")
     p.add_argument("--bn-impl", default="auto", choices=("auto",) + batchnorm.IMPLS,
                    help="flax: flax's BatchNorm; sums: from per-channel sums; auto: sums on CPU only")
     a = p.parse_args(argv)

@@ -56,7 +56,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.dtype = "auto"                      # compute dtype: float32 | bfloat16 | auto (bfloat16 on GPU/TPU,
                                           # float32 on CPU); parameters are always float32
-    c.conv_impl = "auto"                  # xla | gemm (1x1 convolutions as matmuls) | auto (gemm on CPU only)
+    c.conv_impl = "auto"                  # xla | gemm (1x1 as matmuls) | onednn (and kxk through oneDNN) | auto (CPU: onednn, else gemm)
     c.bn_impl = "auto"                    # flax | sums (BatchNorm from per-channel sums) | auto (sums on CPU only)
     c.optimizer = ml_collections.ConfigDict(dict(
         name="sgd",                       # sgd | rmsprop | adamw
@@ -108,10 +108,11 @@ def resolve_dtype(name: str, platform: str) -> str:
 
 def resolve_for_platform(config: ml_collections.ConfigDict, platform: str) -> ml_collections.ConfigDict:
     """Turn the `auto` choices into this platform's: bfloat16 compute on GPU/TPU (their matmul
-    units are built for it; on this project's CPU it was no faster), and 1x1 convolutions as
-    matmuls and BatchNorm from per-channel sums on CPU only (cnn_jax/models/conv_gemm.py,
-    batchnorm.py; on GPU/TPU XLA's own forms are the fast path). Resolved before config.json
-    is written, so a workdir records what ran."""
+    units are built for it; on this project's CPU it was no faster), and on CPU only 1x1
+    convolutions as matmuls, the others through oneDNN where it builds, and BatchNorm from
+    per-channel sums (cnn_jax/models/conv_gemm.py, conv_onednn.py, batchnorm.py; on GPU/TPU
+    XLA's own forms are the fast path). Resolved before config.json is written, so a workdir
+    records what ran."""
     config.dtype = resolve_dtype(config.dtype, platform)
     config.conv_impl = conv_gemm.resolve(config.get("conv_impl", "xla"), platform)
     config.bn_impl = batchnorm.resolve(config.get("bn_impl", "flax"), platform)

@@ -1,4 +1,4 @@
-"""The "gemm" convolution backend computes the same function as XLA's convolutions."""
+"""The "gemm" and "onednn" convolution backends compute the same function as XLA's convolutions."""
 
 import jax
 import jax.numpy as jnp
@@ -33,24 +33,34 @@ CASES = [((1, 1), 1, ((0, 0), (0, 0)), 9), ((1, 1), 2, ((0, 0), (0, 0)), 9), ((3
          ((3, 3), 2, ((0, 1), (0, 1)), 10), ((5, 5), 1, ((0, 0), (0, 0)), 9)]
 
 
+def _skip_without_onednn(backend):
+    from cnn_jax.models import conv_onednn
+    if backend == "onednn" and conv_onednn.unavailable():
+        pytest.skip(f"oneDNN cannot run here: {conv_onednn.unavailable()}")
+
+
+@pytest.mark.parametrize("backend", ["gemm", "onednn"])
 @pytest.mark.parametrize("kernel,stride,padding,size", CASES)
-def test_outputs_and_both_gradients_equal_xla(kernel, stride, padding, size):
+def test_outputs_and_both_gradients_equal_xla(kernel, stride, padding, size, backend):
+    _skip_without_onednn(backend)
     x = jax.random.normal(jax.random.key(0), (3, size, size, 6))
     w = jax.random.normal(jax.random.key(1), kernel + (6, 5)) * 0.3
     args = ((stride, stride), padding)
     want_v, want_g = _value_and_grads(lax.conv_general_dilated, x, w, *args)
-    got_v, got_g = _value_and_grads(conv_gemm.conv_general_dilated, x, w, *args, backend="gemm")
+    got_v, got_g = _value_and_grads(conv_gemm.conv_general_dilated, x, w, *args, backend=backend)
     np.testing.assert_allclose(got_v, want_v, rtol=1e-5, atol=1e-4)
     for got, want in zip(got_g, want_g):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-def test_bfloat16_gradients_stay_close_to_xla():
+@pytest.mark.parametrize("backend,kernel,stride", [("gemm", (1, 1), 2), ("onednn", (3, 3), 1), ("onednn", (3, 3), 2)])
+def test_bfloat16_gradients_stay_close_to_xla(backend, kernel, stride):
+    _skip_without_onednn(backend)
     x = jax.random.normal(jax.random.key(0), (4, 12, 12, 16)).astype(jnp.bfloat16)
-    w = (jax.random.normal(jax.random.key(1), (1, 1, 16, 8)) * 0.2).astype(jnp.bfloat16)
-    args = ((2, 2), ((0, 0), (0, 0)))
+    w = (jax.random.normal(jax.random.key(1), kernel + (16, 8)) * 0.2).astype(jnp.bfloat16)
+    args = ((stride, stride), "SAME")
     _, want = _value_and_grads(lax.conv_general_dilated, x, w, *args)
-    _, got = _value_and_grads(conv_gemm.conv_general_dilated, x, w, *args, backend="gemm")
+    _, got = _value_and_grads(conv_gemm.conv_general_dilated, x, w, *args, backend=backend)
     for g, r in zip(got, want):
         assert g.dtype == jnp.bfloat16
         scale = float(jnp.max(jnp.abs(r.astype(jnp.float32))))
@@ -85,8 +95,9 @@ def test_whole_model_logits_and_gradients_match():
     def loss(params):
         return jnp.sum(model.apply({**variables, "params": params}, x, train=False) ** 2)
 
+    from cnn_jax.models import conv_onednn
     results, convolutions = {}, {}
-    for backend in conv_gemm.BACKENDS:
+    for backend in [b for b in conv_gemm.BACKENDS if b != "onednn" or not conv_onednn.unavailable()]:
         with conv_gemm.conv_backend(backend):
             step = jax.jit(jax.value_and_grad(loss))
             convolutions[backend] = step.lower(variables["params"]).as_text().count("stablehlo.convolution")
@@ -95,11 +106,14 @@ def test_whole_model_logits_and_gradients_match():
     # classifier) left the program, 3 each (forward and both gradients); the stem and the
     # depthwise ones stayed.
     assert convolutions["xla"] - convolutions["gemm"] == 3 * 14
-    np.testing.assert_allclose(results["gemm"][0], results["xla"][0], rtol=1e-5)
-    flat_g = jax.tree.leaves(results["gemm"][1])
-    flat_x = jax.tree.leaves(results["xla"][1])
-    worst = max(float(jnp.max(jnp.abs(a - b)) / (jnp.max(jnp.abs(b)) + 1e-12)) for a, b in zip(flat_g, flat_x))
-    assert worst < 1e-4
+    if "onednn" in convolutions:  # the stem and the 13 depthwise went to oneDNN: none is left
+        assert convolutions["onednn"] == 0 and convolutions["xla"] == 3 * 28 - 1  # no input gradient at the stem
+    for backend in list(results)[1:]:
+        np.testing.assert_allclose(results[backend][0], results["xla"][0], rtol=1e-5)
+        flat_g = jax.tree.leaves(results[backend][1])
+        flat_x = jax.tree.leaves(results["xla"][1])
+        worst = max(float(jnp.max(jnp.abs(a - b)) / (jnp.max(jnp.abs(b)) + 1e-12)) for a, b in zip(flat_g, flat_x))
+        assert worst < 1e-4
 
 
 def test_unknown_backend_is_a_user_error():
@@ -120,9 +134,12 @@ def test_training_with_gemm_convolutions_follows_the_xla_trajectory(tmp_path, da
               "--config.eval_every_steps=4", "--num-devices", "1"]
     for impl in conv_gemm.BACKENDS:
         assert run_cli(common + [f"--config.conv_impl={impl}", "--workdir", tmp_path / impl], capsys)[0] == 0
-    xla, gemm = train_losses(tmp_path / "xla"), train_losses(tmp_path / "gemm")
-    assert sorted(xla) == sorted(gemm) == [1, 2, 3, 4]
-    np.testing.assert_allclose([gemm[s] for s in sorted(xla)], [xla[s] for s in sorted(xla)], rtol=1e-4)
+    xla = train_losses(tmp_path / "xla")
+    assert sorted(xla) == [1, 2, 3, 4]
+    for impl in conv_gemm.BACKENDS[1:]:  # onednn also runs the 3x3 stem
+        other = train_losses(tmp_path / impl)
+        assert sorted(other) == [1, 2, 3, 4]
+        np.testing.assert_allclose([other[s] for s in sorted(xla)], [xla[s] for s in sorted(xla)], rtol=1e-4)
     assert abs(xla[4] - xla[1]) > 1e-3  # the steps did train
 
 
@@ -133,10 +150,13 @@ def test_bad_conv_impl_in_the_config_is_one_sentence(tmp_path, data_dir, capsys)
     assert code == 2 and "Unknown conv_impl 'cudnn'" in err
 
 
-@pytest.mark.parametrize("platform,dtype,conv_impl", [("cpu", "float32", "gemm"), ("gpu", "bfloat16", "xla"),
+@pytest.mark.parametrize("platform,dtype,conv_impl", [("cpu", "float32", "onednn"), ("gpu", "bfloat16", "xla"),
                                                       ("tpu", "bfloat16", "xla")])
 def test_auto_choices_resolve_per_platform(platform, dtype, conv_impl):
     from cnn_jax.config import base_config, resolve_for_platform
+    from cnn_jax.models import conv_onednn
+    if conv_impl == "onednn" and conv_onednn.unavailable():
+        conv_impl = "gemm"  # tests/test_conv_onednn.py checks this fallback by itself
     c = resolve_for_platform(base_config(), platform)
     assert (c.dtype, c.conv_impl) == (dtype, conv_impl)
     explicit = base_config()
@@ -150,7 +170,7 @@ def test_workdir_records_the_resolved_choices(tmp_path, data_dir, capsys):
     assert run_cli(["train", "--config", "configs/lenet5.py", "--config.num_train_steps=2",
                     "--workdir", tmp_path / "w", "--num-devices", "1"], capsys)[0] == 0
     written = json.loads((tmp_path / "w" / "config.json").read_text())
-    assert (written["dtype"], written["conv_impl"]) == ("float32", "gemm")
+    assert (written["dtype"], written["conv_impl"]) == ("float32", conv_gemm.resolve("auto", "cpu"))
 
 
 def test_every_model_builds_its_convolutions_through_the_switchable_conv():

@@ -10,7 +10,8 @@ from cnn_jax.errors import UserError
 
 class TraceSwitch:
     """`key` names the config key in errors; `choices[0]` is the default outside any block;
-    `auto` resolves to `on_cpu` on CPU and to the default elsewhere."""
+    `auto` resolves to `on_cpu` on CPU (a name, or a function returning one when the choice
+    depends on what is installed) and to the default elsewhere."""
 
     def __init__(self, key: str, choices: tuple, on_cpu: str):
         self.key, self.choices, self.on_cpu = key, choices, on_cpu
@@ -35,7 +36,9 @@ class TraceSwitch:
 
     def resolve(self, name: str, platform: str) -> str:
         if name == "auto":
-            return self.on_cpu if platform == "cpu" else self.choices[0]
+            if platform != "cpu":
+                return self.choices[0]
+            return self.on_cpu() if callable(self.on_cpu) else self.on_cpu
         return name
 
     def wrap(self, fn, name: str):

@@ -2,9 +2,10 @@
 # Issue 7's comparison, alternating contenders ROUNDS times in one run (the machine is shared
 # and noisy: compare figures of the same round). For each of ResNet-50 (batch 16), ResNet-18
 # (batch 32) and the CIFAR ResNet-20 (batch 128): the plain jitted Flax step (one device, XLA's
-# convolutions, flax's BatchNorm), ours with the CPU defaults but on one device, ours with
-# every CPU default (1x1 convolutions as matmuls, BatchNorm from sums, one XLA device per
-# core), and PyTorch CPU channels_last from a separate venv (torch is not our dependency).
+# convolutions, flax's BatchNorm), ours without oneDNN (1x1 convolutions as matmuls, BatchNorm
+# from sums, one XLA device per core: session 3's defaults), ours with every CPU default
+# (oneDNN's kxk convolutions, 1x1 as matmuls, BatchNorm from sums, one device), and PyTorch
+# CPU channels_last from a separate venv (torch is not our dependency).
 #   TORCH_PY=/work/tvenv/bin/python experiments/benchmarks/speed_vs_torch.sh [ROUNDS] [MODELS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,7 +24,7 @@ for i in $(seq "$ROUNDS"); do
       resnet20) b=128; args=(--num-classes 10); tb=(experiments/benchmarks/torch_resnet20.py --batch 128);;
     esac
     ours plain 1 "$m" "$b" "${args[@]}" --conv-impl xla --bn-impl flax
-    ours defaults-1-device 1 "$m" "$b" "${args[@]}"
+    ours no-onednn "$(nproc)" "$m" "$b" "${args[@]}" --conv-impl gemm
     ours defaults auto "$m" "$b" "${args[@]}"
     if [ -n "$TORCH_PY" ]; then "$TORCH_PY" "${tb[@]}"; fi
   done
