@@ -125,11 +125,13 @@ def threads_per_call() -> int:
 
 
 def _call(target: str, shape, dtype, *operands, strides, padding):
+    """One oneDNN call; its result is float32 (accumulated, and rounded once here to `dtype`)."""
     attrs = {"strides": np.asarray(strides, np.int64),
              "padding": np.asarray([p for pair in padding for p in pair], np.int64),
              "threads": np.int64(threads_per_call())}
-    return jax.ffi.ffi_call(f"cnn_jax_onednn_{target}", jax.ShapeDtypeStruct(shape, dtype),
-                            vmap_method="sequential")(*operands, **attrs)
+    out = jax.ffi.ffi_call(f"cnn_jax_onednn_{target}", jax.ShapeDtypeStruct(shape, np.float32),
+                           vmap_method="sequential")(*operands, **attrs)
+    return out.astype(dtype)
 
 
 def output_shape(x_shape, w_shape, strides, padding) -> tuple:

@@ -33,20 +33,22 @@ dnnl::engine& cpu_engine() {
 
 // One convolution's geometry, in oneDNN's terms. `g` groups (g = c for depthwise): JAX's
 // HWIO kernel is then (kh, kw, c/g, o), output channel g*(o/g)+j, oneDNN's "hwigo".
+// Operands are `dt` (float32 or bfloat16); each call's result is always float32, so a
+// bfloat16 convolution is rounded once, by the caller, and never accumulates in bfloat16
+// (with bfloat16 results LeNet-5 on digits lost 8 points of top-1 against float32).
 struct Geometry {
   int64_t n, c, h, w, o, g, kh, kw, oh, ow;
   int64_t sh, sw, pt, pb, pl, pr;
   memory::data_type dt;
 
   auto key() const { return std::make_tuple(n, c, h, w, o, g, kh, kw, sh, sw, pt, pb, pl, pr, int(dt)); }
-  memory::desc src() const { return memory::desc({n, c, h, w}, dt, tag::nhwc); }
-  memory::desc dst() const { return memory::desc({n, o, oh, ow}, dt, tag::nhwc); }
-  memory::desc weights(tag layout) const {
-    if (g == 1) return memory::desc({o, c, kh, kw}, dt, layout == tag::any ? tag::any : tag::hwio);
-    return memory::desc({g, o / g, c / g, kh, kw}, dt, layout == tag::any ? tag::any : tag::hwigo);
+  memory::desc src(memory::data_type t) const { return memory::desc({n, c, h, w}, t, tag::nhwc); }
+  memory::desc dst(memory::data_type t) const { return memory::desc({n, o, oh, ow}, t, tag::nhwc); }
+  memory::desc weights(memory::data_type t, tag layout) const {
+    if (g == 1) return memory::desc({o, c, kh, kw}, t, layout == tag::any ? tag::any : tag::hwio);
+    return memory::desc({g, o / g, c / g, kh, kw}, t, layout == tag::any ? tag::any : tag::hwigo);
   }
-  memory::desc weights_user() const { return weights(tag::hwio); }
-  memory::desc weights_any() const { return weights(tag::any); }
+  static constexpr memory::data_type f32 = memory::data_type::f32;
   memory::dims strides() const { return {sh, sw}; }
   memory::dims pad_l() const { return {pt, pl}; }
   memory::dims pad_r() const { return {pb, pr}; }
@@ -64,13 +66,15 @@ struct Conv {
 Conv make_conv(const Geometry& g) {
   auto& eng = cpu_engine();
   auto algo = dnnl::algorithm::convolution_direct;
+  auto any = tag::any;
+  auto t = g.dt, f32 = Geometry::f32;
   dnnl::convolution_forward::primitive_desc fwd(
-      eng, dnnl::prop_kind::forward_training, algo, g.src(), g.weights_any(), g.dst(),
+      eng, dnnl::prop_kind::forward_training, algo, g.src(t), g.weights(t, any), g.dst(f32),
       g.strides(), g.pad_l(), g.pad_r());
   dnnl::convolution_backward_data::primitive_desc bwd_data(
-      eng, algo, g.src(), g.weights_any(), g.dst(), g.strides(), g.pad_l(), g.pad_r(), fwd);
+      eng, algo, g.src(f32), g.weights(t, any), g.dst(t), g.strides(), g.pad_l(), g.pad_r(), fwd);
   dnnl::convolution_backward_weights::primitive_desc bwd_weights(
-      eng, algo, g.src(), g.weights_any(), g.dst(), g.strides(), g.pad_l(), g.pad_r(), fwd);
+      eng, algo, g.src(t), g.weights(f32, any), g.dst(t), g.strides(), g.pad_l(), g.pad_r(), fwd);
   return Conv{dnnl::convolution_forward(fwd), dnnl::convolution_backward_data(bwd_data),
               dnnl::convolution_backward_weights(bwd_weights), fwd.weights_desc(),
               bwd_data.weights_desc(), bwd_weights.diff_weights_desc()};
@@ -98,15 +102,16 @@ memory as_layout(dnnl::stream& s, const memory& user, const memory::desc& want) 
 }
 
 // x: the NHWC input (or its gradient), wd: the HWIO kernel's dims, y: the NHWC output.
-ffi::Error geometry(const ffi::AnyBuffer& x, ffi::Span<const int64_t> wd, const ffi::AnyBuffer& y,
-                    ffi::Span<const int64_t> strides, ffi::Span<const int64_t> padding, Geometry* g) {
+ffi::Error geometry(ffi::DataType operands, const ffi::AnyBuffer& x, ffi::Span<const int64_t> wd,
+                    const ffi::AnyBuffer& y, ffi::Span<const int64_t> strides,
+                    ffi::Span<const int64_t> padding, Geometry* g) {
   auto xd = x.dimensions(), yd = y.dimensions();
   if (xd.size() != 4 || yd.size() != 4 || wd.size() != 4 || strides.size() != 2 || padding.size() != 4)
     return ffi::Error::InvalidArgument("onednn conv: expected NHWC operands, 2 strides, 4 pads");
   if (xd[3] % wd[2] != 0 || wd[3] % (xd[3] / wd[2]) != 0)
     return ffi::Error::InvalidArgument("onednn conv: channels do not split into groups");
   memory::data_type dt;
-  switch (x.element_type()) {
+  switch (operands) {
     case ffi::F32: dt = memory::data_type::f32; break;
     case ffi::BF16: dt = memory::data_type::bf16; break;
     default: return ffi::Error::InvalidArgument("onednn conv: only float32 and bfloat16");
@@ -138,38 +143,38 @@ ffi::Error run(int64_t threads, const std::function<void(dnnl::stream&)>& body) 
 ffi::Error forward(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> y,
                    ffi::Span<const int64_t> strides, ffi::Span<const int64_t> padding, int64_t threads) {
   Geometry g;
-  if (auto err = geometry(x, w.dimensions(), *y, strides, padding, &g); err.failure()) return err;
+  if (auto err = geometry(x.element_type(), x, w.dimensions(), *y, strides, padding, &g); err.failure()) return err;
   return run(threads, [&](dnnl::stream& s) {
     const Conv& c = conv_for(g);
-    memory wm = as_layout(s, wrap(g.weights_user(), w.untyped_data()), c.fwd_w);
-    c.fwd.execute(s, {{DNNL_ARG_SRC, wrap(g.src(), x.untyped_data())}, {DNNL_ARG_WEIGHTS, wm},
-                      {DNNL_ARG_DST, wrap(g.dst(), y->untyped_data())}});
+    memory wm = as_layout(s, wrap(g.weights(g.dt, tag::hwio), w.untyped_data()), c.fwd_w);
+    c.fwd.execute(s, {{DNNL_ARG_SRC, wrap(g.src(g.dt), x.untyped_data())}, {DNNL_ARG_WEIGHTS, wm},
+                      {DNNL_ARG_DST, wrap(g.dst(Geometry::f32), y->untyped_data())}});
   });
 }
 
 ffi::Error backward_data(ffi::AnyBuffer dy, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> dx,
                          ffi::Span<const int64_t> strides, ffi::Span<const int64_t> padding, int64_t threads) {
   Geometry g;
-  if (auto err = geometry(*dx, w.dimensions(), dy, strides, padding, &g); err.failure()) return err;
+  if (auto err = geometry(w.element_type(), *dx, w.dimensions(), dy, strides, padding, &g); err.failure()) return err;
   return run(threads, [&](dnnl::stream& s) {
     const Conv& c = conv_for(g);
-    memory wm = as_layout(s, wrap(g.weights_user(), w.untyped_data()), c.bwd_data_w);
-    c.bwd_data.execute(s, {{DNNL_ARG_DIFF_DST, wrap(g.dst(), dy.untyped_data())},
+    memory wm = as_layout(s, wrap(g.weights(g.dt, tag::hwio), w.untyped_data()), c.bwd_data_w);
+    c.bwd_data.execute(s, {{DNNL_ARG_DIFF_DST, wrap(g.dst(g.dt), dy.untyped_data())},
                            {DNNL_ARG_WEIGHTS, wm},
-                           {DNNL_ARG_DIFF_SRC, wrap(g.src(), dx->untyped_data())}});
+                           {DNNL_ARG_DIFF_SRC, wrap(g.src(Geometry::f32), dx->untyped_data())}});
   });
 }
 
 ffi::Error backward_weights(ffi::AnyBuffer x, ffi::AnyBuffer dy, ffi::Result<ffi::AnyBuffer> dw,
                             ffi::Span<const int64_t> strides, ffi::Span<const int64_t> padding, int64_t threads) {
   Geometry g;
-  if (auto err = geometry(x, dw->dimensions(), dy, strides, padding, &g); err.failure()) return err;
+  if (auto err = geometry(x.element_type(), x, dw->dimensions(), dy, strides, padding, &g); err.failure()) return err;
   return run(threads, [&](dnnl::stream& s) {
     const Conv& c = conv_for(g);
-    memory user = wrap(g.weights_user(), dw->untyped_data());
+    memory user = wrap(g.weights(Geometry::f32, tag::hwio), dw->untyped_data());
     memory out = c.bwd_weights_w == user.get_desc() ? user : memory(c.bwd_weights_w, cpu_engine());
-    c.bwd_weights.execute(s, {{DNNL_ARG_SRC, wrap(g.src(), x.untyped_data())},
-                              {DNNL_ARG_DIFF_DST, wrap(g.dst(), dy.untyped_data())},
+    c.bwd_weights.execute(s, {{DNNL_ARG_SRC, wrap(g.src(g.dt), x.untyped_data())},
+                              {DNNL_ARG_DIFF_DST, wrap(g.dst(g.dt), dy.untyped_data())},
                               {DNNL_ARG_DIFF_WEIGHTS, out}});
     if (out != user) dnnl::reorder(out, user).execute(s, out, user);
   });
