@@ -1,7 +1,7 @@
 """Where a train step's time goes: traces a few steps with the JAX profiler and sums XLA's
 per-thunk times by what the op does (forward/backward x convolution/matmul/BatchNorm/...).
 
-    .venv/bin/python experiments/benchmarks/profile_step.py resnet50 --batch-size 16 --conv-impl gemm
+    .venv/bin/python experiments/benchmarks/profile_step.py resnet50 --batch-size 16 --conv-impl onednn --bn-impl sums
 
 Each executed thunk (a fusion, a YNNPACK/XNNPACK call, a copy) is matched to its HLO
 instruction, whose metadata names the JAX op and model path that produced it; "bwd" is
@@ -57,6 +57,8 @@ def category(op_path: str) -> str:
     direction = "bwd" if "transpose(" in op_path else "fwd"
     if "conv_general_dilated" in last:
         what = "convolution (XLA)"
+    elif last == "ffi_call":  # conv_impl=onednn's calls (its only FFI target)
+        what = "convolution (oneDNN)"
     elif last in ("dot_general", "concatenate", "slice", "pad") and "/conv" in op_path:
         what = {"dot_general": "convolution as matmul"}.get(last, "im2col / slicing for conv")
     elif "/bn/" in op_path or op_path.endswith("/bn"):
