@@ -147,9 +147,9 @@ def main(argv: list) -> int:
     p.add_argument("--num-devices", type=int, default=0)
     p.add_argument("--loop", action="store_true", help="also time the training loop's machinery")
     p.add_argument("--conv-impl", default="auto", choices=("auto",) + BACKENDS,
-                   help="xla: XLA's convolutions; gemm: 1x1 convolutions as matmuls; onednn: those, and "
-                        "every other convolution through oneDNN (CPU); auto: onednn on CPU where it "
-                        "builds, else gemm; xla elsewhere")
+                   help="xla: XLA's convolutions; gemm: 1x1 convolutions as matmuls; onednn: every "
+                        "convolution through oneDNN (CPU); auto: onednn on CPU where it builds, else "
+                        "gemm; xla elsewhere")
     p.add_argument("--bn-impl", default="auto", choices=("auto",) + batchnorm.IMPLS,
                    help="flax: flax's BatchNorm; sums: from per-channel sums; auto: sums on CPU only")
     a = p.parse_args(argv)

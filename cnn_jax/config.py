@@ -56,7 +56,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.dtype = "auto"                      # compute dtype: float32 | bfloat16 | auto (bfloat16 on GPU/TPU,
                                           # float32 on CPU); parameters are always float32
-    c.conv_impl = "auto"                  # xla | gemm (1x1 as matmuls) | onednn (and kxk through oneDNN) | auto (CPU: onednn, else gemm)
+    c.conv_impl = "auto"                  # xla | gemm (1x1 as matmuls) | onednn (all through oneDNN) | auto (CPU: onednn, else gemm)
     c.bn_impl = "auto"                    # flax | sums (BatchNorm from per-channel sums) | auto (sums on CPU only)
     c.optimizer = ml_collections.ConfigDict(dict(
         name="sgd",                       # sgd | rmsprop | adamw
@@ -108,8 +108,8 @@ def resolve_dtype(name: str, platform: str) -> str:
 
 def resolve_for_platform(config: ml_collections.ConfigDict, platform: str) -> ml_collections.ConfigDict:
     """Turn the `auto` choices into this platform's: bfloat16 compute on GPU/TPU (their matmul
-    units are built for it; on this project's CPU it was no faster), and on CPU only 1x1
-    convolutions as matmuls, the others through oneDNN where it builds, and BatchNorm from
+    units are built for it; on this project's CPU it was no faster), and on CPU only the
+    convolutions through oneDNN where it builds (else 1x1 ones as matmuls), and BatchNorm from
     per-channel sums (cnn_jax/models/conv_gemm.py, conv_onednn.py, batchnorm.py; on GPU/TPU
     XLA's own forms are the fast path). Resolved before config.json is written, so a workdir
     records what ran."""
