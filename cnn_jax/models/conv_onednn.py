@@ -1,8 +1,8 @@
 """Convolutions through oneDNN on the CPU, as XLA FFI custom calls.
 
 XLA's CPU convolutions are its weak spot: on a 2-core AVX-512 host a 3x3 layer's forward
-plus both gradients ran at 38-150 GFLOP/s, oneDNN's JIT kernels (what PyTorch calls) at
-150-250 (experiments/benchmarks/conv_kernels.py). So conv_impl "onednn" hands every plain
+plus both gradients ran at 35-150 GFLOP/s, oneDNN's JIT kernels (what PyTorch calls) at
+130-250, and a depthwise 3x3 38x faster (experiments/benchmarks/conv_kernels.py). So conv_impl "onednn" hands every plain
 2-D NHWC convolution to oneDNN through `jax.ffi`: the forward pass and, in a custom VJP,
 the input and weight gradients are each one call (cnn_jax/native/onednn_conv.cc).
 
