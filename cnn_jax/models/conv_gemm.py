@@ -6,7 +6,8 @@ against 30-175 for the same product written as `dot_general`). A 1x1 convolution
 matmul over the pixels, so with the backend "gemm" every 1x1 convolution (any stride, no
 padding) becomes `dot_general`, and autodiff turns its gradients into matmuls too.
 
-kxk convolutions stay XLA's: computing their weight gradient as im2col patches^T @ dY was
+Under "gemm" kxk convolutions stay XLA's (the backend "onednn", conv_onednn.py, takes every
+convolution where oneDNN runs): computing their weight gradient as im2col patches^T @ dY was
 tried and lost everywhere measured (ResNet-20's 16-64 channel layers ran 2-3x slower: the
 patch concatenation of narrow channels dominated the step; at ResNet-50's widths 1.3-2x).
 

@@ -13,7 +13,6 @@
 #include <memory>
 #include <mutex>
 #include <tuple>
-#include <unordered_map>
 
 #include <omp.h>
 
@@ -34,8 +33,7 @@ dnnl::engine& cpu_engine() {
 // One convolution's geometry, in oneDNN's terms. `g` groups (g = c for depthwise): JAX's
 // HWIO kernel is then (kh, kw, c/g, o), output channel g*(o/g)+j, oneDNN's "hwigo".
 // Operands are `dt` (float32 or bfloat16); each call's result is always float32, so a
-// bfloat16 convolution is rounded once, by the caller, and never accumulates in bfloat16
-// (with bfloat16 results LeNet-5 on digits lost 8 points of top-1 against float32).
+// bfloat16 convolution is rounded once, by the caller, whatever oneDNN accumulates in.
 struct Geometry {
   int64_t n, c, h, w, o, g, kh, kw, oh, ow;
   int64_t sh, sw, pt, pb, pl, pr;
@@ -44,10 +42,14 @@ struct Geometry {
   auto key() const { return std::make_tuple(n, c, h, w, o, g, kh, kw, sh, sw, pt, pb, pl, pr, int(dt)); }
   memory::desc src(memory::data_type t) const { return memory::desc({n, c, h, w}, t, tag::nhwc); }
   memory::desc dst(memory::data_type t) const { return memory::desc({n, o, oh, ow}, t, tag::nhwc); }
-  memory::desc weights(memory::data_type t, tag layout) const {
-    if (g == 1) return memory::desc({o, c, kh, kw}, t, layout == tag::any ? tag::any : tag::hwio);
-    return memory::desc({g, o / g, c / g, kh, kw}, t, layout == tag::any ? tag::any : tag::hwigo);
+  memory::dims weight_dims() const {
+    return g == 1 ? memory::dims{o, c, kh, kw} : memory::dims{g, o / g, c / g, kh, kw};
   }
+  // The kernel as JAX holds it, and "any": the layout oneDNN picks for a primitive.
+  memory::desc weights_as_jax(memory::data_type t) const {
+    return memory::desc(weight_dims(), t, g == 1 ? tag::hwio : tag::hwigo);
+  }
+  memory::desc weights_any(memory::data_type t) const { return memory::desc(weight_dims(), t, tag::any); }
   static constexpr memory::data_type f32 = memory::data_type::f32;
   memory::dims strides() const { return {sh, sw}; }
   memory::dims pad_l() const { return {pt, pl}; }
@@ -66,15 +68,14 @@ struct Conv {
 Conv make_conv(const Geometry& g) {
   auto& eng = cpu_engine();
   auto algo = dnnl::algorithm::convolution_direct;
-  auto any = tag::any;
   auto t = g.dt, f32 = Geometry::f32;
   dnnl::convolution_forward::primitive_desc fwd(
-      eng, dnnl::prop_kind::forward_training, algo, g.src(t), g.weights(t, any), g.dst(f32),
+      eng, dnnl::prop_kind::forward_training, algo, g.src(t), g.weights_any(t), g.dst(f32),
       g.strides(), g.pad_l(), g.pad_r());
   dnnl::convolution_backward_data::primitive_desc bwd_data(
-      eng, algo, g.src(f32), g.weights(t, any), g.dst(t), g.strides(), g.pad_l(), g.pad_r(), fwd);
+      eng, algo, g.src(f32), g.weights_any(t), g.dst(t), g.strides(), g.pad_l(), g.pad_r(), fwd);
   dnnl::convolution_backward_weights::primitive_desc bwd_weights(
-      eng, algo, g.src(t), g.weights(f32, any), g.dst(t), g.strides(), g.pad_l(), g.pad_r(), fwd);
+      eng, algo, g.src(t), g.weights_any(f32), g.dst(t), g.strides(), g.pad_l(), g.pad_r(), fwd);
   return Conv{dnnl::convolution_forward(fwd), dnnl::convolution_backward_data(bwd_data),
               dnnl::convolution_backward_weights(bwd_weights), fwd.weights_desc(),
               bwd_data.weights_desc(), bwd_weights.diff_weights_desc()};
@@ -146,7 +147,7 @@ ffi::Error forward(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffe
   if (auto err = geometry(x.element_type(), x, w.dimensions(), *y, strides, padding, &g); err.failure()) return err;
   return run(threads, [&](dnnl::stream& s) {
     const Conv& c = conv_for(g);
-    memory wm = as_layout(s, wrap(g.weights(g.dt, tag::hwio), w.untyped_data()), c.fwd_w);
+    memory wm = as_layout(s, wrap(g.weights_as_jax(g.dt), w.untyped_data()), c.fwd_w);
     c.fwd.execute(s, {{DNNL_ARG_SRC, wrap(g.src(g.dt), x.untyped_data())}, {DNNL_ARG_WEIGHTS, wm},
                       {DNNL_ARG_DST, wrap(g.dst(Geometry::f32), y->untyped_data())}});
   });
@@ -158,7 +159,7 @@ ffi::Error backward_data(ffi::AnyBuffer dy, ffi::AnyBuffer w, ffi::Result<ffi::A
   if (auto err = geometry(w.element_type(), *dx, w.dimensions(), dy, strides, padding, &g); err.failure()) return err;
   return run(threads, [&](dnnl::stream& s) {
     const Conv& c = conv_for(g);
-    memory wm = as_layout(s, wrap(g.weights(g.dt, tag::hwio), w.untyped_data()), c.bwd_data_w);
+    memory wm = as_layout(s, wrap(g.weights_as_jax(g.dt), w.untyped_data()), c.bwd_data_w);
     c.bwd_data.execute(s, {{DNNL_ARG_DIFF_DST, wrap(g.dst(g.dt), dy.untyped_data())},
                            {DNNL_ARG_WEIGHTS, wm},
                            {DNNL_ARG_DIFF_SRC, wrap(g.src(Geometry::f32), dx->untyped_data())}});
@@ -171,7 +172,7 @@ ffi::Error backward_weights(ffi::AnyBuffer x, ffi::AnyBuffer dy, ffi::Result<ffi
   if (auto err = geometry(x.element_type(), x, dw->dimensions(), dy, strides, padding, &g); err.failure()) return err;
   return run(threads, [&](dnnl::stream& s) {
     const Conv& c = conv_for(g);
-    memory user = wrap(g.weights(Geometry::f32, tag::hwio), dw->untyped_data());
+    memory user = wrap(g.weights_as_jax(Geometry::f32), dw->untyped_data());
     memory out = c.bwd_weights_w == user.get_desc() ? user : memory(c.bwd_weights_w, cpu_engine());
     c.bwd_weights.execute(s, {{DNNL_ARG_SRC, wrap(g.src(g.dt), x.untyped_data())},
                               {DNNL_ARG_DIFF_DST, wrap(g.dst(g.dt), dy.untyped_data())},

@@ -4,7 +4,7 @@
 # (batch 32) and the CIFAR ResNet-20 (batch 128): the plain jitted Flax step (one device, XLA's
 # convolutions, flax's BatchNorm), ours without oneDNN (1x1 convolutions as matmuls, BatchNorm
 # from sums, one XLA device per core: session 3's defaults), ours with every CPU default
-# (oneDNN's kxk convolutions, 1x1 as matmuls, BatchNorm from sums, one device), and PyTorch
+# (every convolution through oneDNN, BatchNorm from sums, one device), and PyTorch
 # CPU channels_last from a separate venv (torch is not our dependency).
 #   TORCH_PY=/work/tvenv/bin/python experiments/benchmarks/speed_vs_torch.sh [ROUNDS] [MODELS]
 set -euo pipefail
