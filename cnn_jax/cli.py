@@ -176,6 +176,8 @@ def main(argv: list | None = None) -> None:
               f"commands: {', '.join(COMMANDS)}.", file=sys.stderr)
         sys.exit(2)
     try:
+        from cnn_jax.host_memory import keep_freed_memory
+        keep_freed_memory()  # first: threads started before it keep glibc's arenas
         _enable_compilation_cache()
         from cnn_jax.train.parallel import split_host_cpu
         split_host_cpu()

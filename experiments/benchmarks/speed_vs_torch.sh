@@ -4,8 +4,10 @@
 # (batch 32) and the CIFAR ResNet-20 (batch 128): the plain jitted Flax step (one device, XLA's
 # convolutions, flax's BatchNorm), ours without oneDNN (1x1 convolutions as matmuls, BatchNorm
 # from sums, one XLA device per core: session 3's defaults), ours with every CPU default
-# (every convolution through oneDNN, BatchNorm from sums, one device), and PyTorch
-# CPU channels_last from a separate venv (torch is not our dependency).
+# (every convolution through oneDNN, BatchNorm from sums, one device), the same with glibc's
+# default allocator (CNN_JAX_MALLOC=system, as the first two also run: it returns each step's
+# temporaries to the kernel, and they fault in again), and PyTorch CPU channels_last from a
+# separate venv (torch is not our dependency).
 #   TORCH_PY=/work/tvenv/bin/python experiments/benchmarks/speed_vs_torch.sh [ROUNDS] [MODELS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,8 +25,9 @@ for i in $(seq "$ROUNDS"); do
       resnet18) b=32; args=(); tb=(../shared/bench/torch_resnet50.py --batch 32 --depth 18);;
       resnet20) b=128; args=(--num-classes 10); tb=(experiments/benchmarks/torch_resnet20.py --batch 128);;
     esac
-    ours plain 1 "$m" "$b" "${args[@]}" --conv-impl xla --bn-impl flax
-    ours no-onednn "$(nproc)" "$m" "$b" "${args[@]}" --conv-impl gemm
+    CNN_JAX_MALLOC=system ours plain 1 "$m" "$b" "${args[@]}" --conv-impl xla --bn-impl flax
+    CNN_JAX_MALLOC=system ours no-onednn "$(nproc)" "$m" "$b" "${args[@]}" --conv-impl gemm
+    CNN_JAX_MALLOC=system ours system-malloc auto "$m" "$b" "${args[@]}"
     ours defaults auto "$m" "$b" "${args[@]}"
     if [ -n "$TORCH_PY" ]; then "$TORCH_PY" "${tb[@]}"; fi
   done
