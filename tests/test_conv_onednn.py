@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import lax
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from cnn_jax import models
 from cnn_jax.errors import UserError
@@ -80,6 +81,27 @@ def test_vmap_over_the_ffi_call_matches_a_loop():
         batched = jax.jit(jax.vmap(lambda x: _conv(x, w)))(xs)
     looped = jnp.stack([lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NHWC) for x in xs])
     np.testing.assert_allclose(batched, looped, rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+def test_a_batch_sharded_over_devices_is_convolved_where_it_lies():
+    # 8 devices (conftest), the batch of 16 sharded over them: each device's oneDNN calls see
+    # its 2 examples, and only the weight gradient is summed across devices. A plain custom
+    # call would be all-gathered and run on all 16 examples on every device.
+    mesh = jax.make_mesh((8,), ("data",))
+    x = jax.device_put(jax.random.normal(jax.random.key(0), (16, 6, 6, 4)), NamedSharding(mesh, P("data")))
+    w = jax.device_put(jax.random.normal(jax.random.key(1), (3, 3, 4, 5)), NamedSharding(mesh, P()))
+    loss = lambda conv: jax.jit(jax.grad(lambda x, w: jnp.sum(conv(x, w) ** 2), (0, 1)))
+    with conv_gemm.conv_backend("onednn"):
+        compiled = loss(_conv).lower(x, w).compile()
+    calls = re.findall(r"= f32\[([\d,]+)\][^=]*custom_call_target=\"cnn_jax_onednn_(\w+)\"", compiled.as_text())
+    assert sorted(calls) == [("2,6,6,4", "backward_data"), ("2,6,6,5", "forward"), ("3,3,4,5", "backward_weights")]
+    assert "all-gather" not in compiled.as_text() and compiled.as_text().count("all-reduce(") == 1
+    dx, dw = compiled(x, w)
+    want_dx, want_dw = loss(lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NHWC))(x, w)
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-4, atol=1e-3)
+    assert dx.sharding.spec == P("data")
 
 
 @needs_onednn

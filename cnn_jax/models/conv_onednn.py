@@ -25,6 +25,8 @@ from pathlib import Path
 import jax
 import numpy as np
 from jax import lax
+from jax.experimental.custom_partitioning import custom_partitioning
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 SOURCE = Path(__file__).resolve().parent.parent / "native" / "onednn_conv.cc"
 _TARGETS = {"forward": "CnnJaxOnednnConvForward", "backward_data": "CnnJaxOnednnConvBackwardData",
@@ -124,14 +126,65 @@ def threads_per_call() -> int:
     return max(1, len(os.sched_getaffinity(0)) // jax.local_device_count("cpu"))
 
 
-def _call(target: str, shape, dtype, *operands, strides, padding):
+# Each call's operands and result as einsum-like factors, for XLA's sharding propagation
+# (Shardy): only the batch `b` is shared; it is summed away in the weight gradient.
+_FACTORS = {"forward": "b h w c, k l i o -> b p q n", "backward_data": "b p q o, k l i n -> b h w c",
+            "backward_weights": "b h w c, b p q o -> k l i n"}
+
+
+def _ffi(target: str, shape, a, b, attrs):
+    return jax.ffi.ffi_call(f"cnn_jax_onednn_{target}", jax.ShapeDtypeStruct(shape, np.float32),
+                            vmap_method="sequential")(a, b, **attrs)
+
+
+def _batch_partitioned(target: str, shape, attrs):
+    """The FFI call `target` (result `shape`, float32) as an op XLA's SPMD partitioner splits
+    along the batch: each device runs oneDNN on its own examples, and the weight gradient's
+    per-device sums are added over the batch's mesh axes. A plain custom call would be
+    all-gathered and run whole on every device."""
+    reduces = target == "backward_weights"
+
+    def local(a, b):  # shapes here are one device's; the batch is the first operand's
+        return _ffi(target, shape if reduces else (a.shape[0], *shape[1:]), a, b, attrs)
+
+    def partition(mesh, arg_shapes, result_shape):
+        spec = arg_shapes[0].sharding.spec
+        batch = spec[0] if len(spec) else None
+        sharded = NamedSharding(mesh, P(batch))
+        operands = (sharded, sharded if reduces else NamedSharding(mesh, P()))
+
+        def lower(a, b):
+            out = local(a, b)
+            return lax.psum(out, batch) if reduces and batch is not None else out
+        return mesh, lower, NamedSharding(mesh, P() if reduces else P(batch)), operands
+
+    def infer(mesh, arg_shapes, result_shape):
+        spec = arg_shapes[0].sharding.spec
+        return NamedSharding(mesh, P() if reduces or not len(spec) else P(spec[0]))
+
+    call = custom_partitioning(local)
+    call.def_partition(partition, infer_sharding_from_operands=infer, sharding_rule=_FACTORS[target],
+                       reduction_factors=("b",) if reduces else ())
+
+    # custom_partitioning has no batching rule: under vmap, one call per mapped slice.
+    @jax.custom_batching.custom_vmap
+    def mapped(a, b):
+        return call(a, b)
+
+    @mapped.def_vmap
+    def _(axis_size, in_batched, a, b):
+        if all(in_batched):
+            return lax.map(lambda ab: call(*ab), (a, b)), True
+        return (lax.map(lambda x: call(x, b), a) if in_batched[0] else lax.map(lambda y: call(a, y), b)), True
+    return mapped
+
+
+def _call(target: str, shape, dtype, a, b, *, strides, padding):
     """One oneDNN call; its result is float32 (accumulated, and rounded once here to `dtype`)."""
     attrs = {"strides": np.asarray(strides, np.int64),
              "padding": np.asarray([p for pair in padding for p in pair], np.int64),
              "threads": np.int64(threads_per_call())}
-    out = jax.ffi.ffi_call(f"cnn_jax_onednn_{target}", jax.ShapeDtypeStruct(shape, np.float32),
-                           vmap_method="sequential")(*operands, **attrs)
-    return out.astype(dtype)
+    return _batch_partitioned(target, shape, attrs)(a, b).astype(dtype)
 
 
 def output_shape(x_shape, w_shape, strides, padding) -> tuple:
