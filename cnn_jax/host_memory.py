@@ -51,8 +51,10 @@ def _glibc_mallopt():
 def keep_freed_memory(environ=os.environ) -> bool:
     """Apply CNN_JAX_MALLOC before JAX starts its threads; True when memory is now kept.
 
-    Threads that allocated before this call keep their arenas, so it belongs at the very start
-    of a process (the CLI calls it first)."""
+    glibc fixes how many arenas it makes when a second thread first allocates, and threads
+    keep the arenas they have: called after any library started its threads, the large blocks
+    still fault in (profile_step.py, called after importing JAX, saw BatchNorm and ReLU as slow
+    as without it). So it belongs at the very start of a process: the CLI calls it first."""
     chosen = mode(environ)
     if chosen == "system" or (chosen == "auto" and accelerator_plugin_installed()):
         return False

@@ -9,6 +9,12 @@ value-and-grad call (best of `repeats`), GFLOP/s (3x the forward's FLOPs), and e
 implementation's speed against the first one's.
 """
 
+from cnn_jax import host_memory
+
+# As the CLI does (CNN_JAX_MALLOC), before any library starts a thread: glibc fixes its
+# arena count when a second thread first allocates.
+host_memory.keep_freed_memory()
+
 import argparse
 import time
 
@@ -16,7 +22,6 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from cnn_jax import host_memory
 from cnn_jax.models import conv_gemm
 
 # (batch, size, in channels, out channels, kernel, stride, groups)
@@ -41,7 +46,6 @@ def main():
     p.add_argument("--impls", default="xla,onednn")
     p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args()
-    host_memory.keep_freed_memory()  # as the CLI does (CNN_JAX_MALLOC)
     impls = a.impls.split(",")
     print("| batch x size x in -> out, kernel/stride/groups | " + " | ".join(f"{i} ms (GFLOP/s)" for i in impls)
           + " | " + " | ".join(f"{i} / {impls[0]}" for i in impls[1:]) + " |")

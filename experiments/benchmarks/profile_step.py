@@ -8,6 +8,12 @@ instruction, whose metadata names the JAX op and model path that produced it; "b
 anything under autodiff's transpose. Prints the table as Markdown and the step time.
 """
 
+from cnn_jax import host_memory
+
+# As the CLI does (CNN_JAX_MALLOC), before any library starts a thread: glibc fixes its
+# arena count when a second thread first allocates.
+host_memory.keep_freed_memory()
+
 import argparse
 import collections
 import glob
@@ -22,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cnn_jax import host_memory, models
+from cnn_jax import models
 from cnn_jax.models import batchnorm
 from cnn_jax.models.conv_gemm import BACKENDS, conv_backend
 from cnn_jax.train import parallel
@@ -105,7 +111,6 @@ def main():
     p.add_argument("--bn-impl", default="flax", choices=batchnorm.IMPLS)
     p.add_argument("--devices", type=int, default=1, help="CPU devices the batch is split over (summed op times)")
     a = p.parse_args()
-    host_memory.keep_freed_memory()  # as the CLI does (CNN_JAX_MALLOC)
     jax.config.update("jax_num_cpu_devices", a.devices)
     totals, wall_ms = profile(*compiled_step(a.model, a.batch_size, a.dtype, a.conv_impl, a.num_classes, a.devices, a.bn_impl))
     total = sum(totals.values())
