@@ -133,8 +133,7 @@ _FACTORS = {"forward": "b h w c, k l i o -> b p q n", "backward_data": "b p q o,
 
 
 def _ffi(target: str, shape, a, b, attrs):
-    return jax.ffi.ffi_call(f"cnn_jax_onednn_{target}", jax.ShapeDtypeStruct(shape, np.float32),
-                            vmap_method="sequential")(a, b, **attrs)
+    return jax.ffi.ffi_call(f"cnn_jax_onednn_{target}", jax.ShapeDtypeStruct(shape, np.float32))(a, b, **attrs)
 
 
 def _batch_partitioned(target: str, shape, attrs):
@@ -173,6 +172,8 @@ def _batch_partitioned(target: str, shape, attrs):
 
     @mapped.def_vmap
     def _(axis_size, in_batched, a, b):
+        if not any(in_batched):
+            return call(a, b), False
         if all(in_batched):
             return lax.map(lambda ab: call(*ab), (a, b)), True
         return (lax.map(lambda x: call(x, b), a) if in_batched[0] else lax.map(lambda y: call(a, y), b)), True
