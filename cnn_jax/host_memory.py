@@ -4,8 +4,9 @@ XLA's CPU runtime allocates a step's temporaries afresh on every call and frees 
 glibc serves blocks over 32 MB with new mmaps (and non-main threads' arenas cannot hold them
 at all), returns them to the kernel on free, and the kernel zero-fills every page again on
 first touch: a ResNet-50 step at batch 16 took ~496,000 page faults (1.9 GB) and 3.54 s
-where, with the memory kept, it took none and 2.86 s (ResNet-18 b32: 12% faster, ResNet-20
-b128: 25%; experiments/benchmarks/speed_vs_torch.sh). Keeping it takes three glibc settings:
+where, with the memory kept, it took none and 2.86 s (whole training steps in two rounds of
+experiments/benchmarks/speed_vs_torch.sh: ResNet-50 b16 1.24x, ResNet-18 b32 1.12-1.21x,
+ResNet-20 b128 1.37-1.65x). Keeping it takes three glibc settings:
 one arena (the main heap, which can grow past 64 MB), no mmap for large blocks, and no
 trimming of the heap's top. The process's resident memory then stays at its peak.
 
