@@ -16,7 +16,7 @@ def test_device_count_from_the_environment():
     assert parallel.cpu_device_count("auto", 2) == 2
     assert parallel.cpu_device_count("auto", 64) == parallel.MAX_CPU_DEVICES == 8
     assert parallel.cpu_device_count("3", 2) == 3
-    # oneDNN's kernels take every core themselves; splitting made ResNet-18 1.9x slower
+    # oneDNN's kernels take every core themselves; two devices made ResNet-18 slower (README, Speed)
     assert parallel.cpu_device_count("auto", 2, onednn_ready=True) == 1
     assert parallel.cpu_device_count("3", 2, onednn_ready=True) == 3
     for bad in ("0", "two", "-1"):

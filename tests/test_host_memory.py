@@ -10,7 +10,7 @@ import pytest
 
 from cnn_jax import host_memory
 from cnn_jax.errors import UserError
-from tests.conftest import run_cli
+from conftest import run_cli
 
 # Every call writes a fresh 64 MB output, over glibc's largest mmap threshold (32 MB). Kept
 # memory first grows to hold the outputs whose frees lag behind dispatch (~10 here), then

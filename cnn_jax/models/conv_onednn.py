@@ -146,20 +146,25 @@ def _batch_partitioned(target: str, shape, attrs):
     def local(a, b):  # shapes here are one device's; the batch is the first operand's
         return _ffi(target, shape if reduces else (a.shape[0], *shape[1:]), a, b, attrs)
 
-    def partition(mesh, arg_shapes, result_shape):
+    def batch_axes(arg_shapes):  # the mesh axes the first operand's batch is split over, or None
         spec = arg_shapes[0].sharding.spec
-        batch = spec[0] if len(spec) else None
+        return spec[0] if len(spec) else None
+
+    def result_sharding(mesh, batch):
+        return NamedSharding(mesh, P() if reduces else P(batch))
+
+    def partition(mesh, arg_shapes, result_shape):
+        batch = batch_axes(arg_shapes)
         sharded = NamedSharding(mesh, P(batch))
         operands = (sharded, sharded if reduces else NamedSharding(mesh, P()))
 
         def lower(a, b):
             out = local(a, b)
             return lax.psum(out, batch) if reduces and batch is not None else out
-        return mesh, lower, NamedSharding(mesh, P() if reduces else P(batch)), operands
+        return mesh, lower, result_sharding(mesh, batch), operands
 
     def infer(mesh, arg_shapes, result_shape):
-        spec = arg_shapes[0].sharding.spec
-        return NamedSharding(mesh, P() if reduces or not len(spec) else P(spec[0]))
+        return result_sharding(mesh, batch_axes(arg_shapes))
 
     call = custom_partitioning(local)
     call.def_partition(partition, infer_sharding_from_operands=infer, sharding_rule=_FACTORS[target],

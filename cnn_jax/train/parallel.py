@@ -49,8 +49,9 @@ def split_host_cpu(environ=os.environ) -> int:
     the pixels into a small C x O matrix) runs on about one core. Data parallelism over
     per-core devices splits every op by the batch instead: on 2 cores 1.14-1.31x for
     ResNet-18/20 training steps with XLA's convolutions. oneDNN's convolutions (conv_impl
-    auto where it is installed) use every core inside each kernel, and there the split made
-    ResNet-18 1.9x slower, so "auto" leaves one device when oneDNN can run. It changes
+    auto where it is installed) use every core inside each kernel, and there two devices made
+    ResNet-18 slower (10.61 and 8.88 against 13.46 and 15.12 images/s on one, alternating), so
+    "auto" leaves one device when oneDNN can run. It changes
     nothing on GPU/TPU, whose devices are the mesh there. An explicit
     --xla_force_host_platform_device_count in XLA_FLAGS wins.
     """
