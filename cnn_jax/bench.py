@@ -17,7 +17,7 @@ import numpy as np
 import optax
 
 from cnn_jax import models
-from cnn_jax.models import batchnorm
+from cnn_jax.models import batchnorm, pooling
 from cnn_jax.config import resolve_dtype
 from cnn_jax.models.conv_gemm import BACKENDS, conv_backend, resolve
 from cnn_jax.train import parallel
@@ -57,12 +57,13 @@ def _flops(stage) -> float:
 
 def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int = 0, steps: int = 5,
           warmup: int = 2, num_classes: int = 1000, num_devices: int = 0, loop: bool = False,
-          conv_impl: str = "auto", bn_impl: str = "auto") -> dict:
+          conv_impl: str = "auto", bn_impl: str = "auto", pool_impl: str = "auto") -> dict:
     spec = models.get_spec(name)
     # The training defaults' `auto` choices (cnn_jax.config.resolve_for_platform).
     platform = jax.default_backend()
     conv_impl = resolve(conv_impl, platform)
     bn_impl = batchnorm.resolve(bn_impl, platform)
+    pool_impl = pooling.resolve(pool_impl, platform)
     dtype = resolve_dtype(dtype, platform)
     size = input_size or spec.input_size
     mesh = parallel.make_mesh(num_devices, (batch_size,))
@@ -80,13 +81,13 @@ def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int 
     step = jax.jit(make_train_step(), donate_argnums=(0, 2), out_shardings=(repl, repl))
 
     t = time.perf_counter()
-    with conv_backend(conv_impl), batchnorm.bn_impl(bn_impl):  # chosen when the step is traced
+    with conv_backend(conv_impl), batchnorm.bn_impl(bn_impl), pooling.pool_impl(pool_impl):  # chosen when traced
         lowered = step.lower(state, batch, metrics)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t
     flops = _flops(compiled)
     if conv_impl == "onednn":  # XLA counts no FLOPs in custom calls: count XLA's own program
-        with conv_backend("xla"), batchnorm.bn_impl(bn_impl):
+        with conv_backend("xla"), batchnorm.bn_impl(bn_impl), pooling.pool_impl(pool_impl):
             flops = _flops(jax.jit(make_train_step()).lower(state, batch, metrics))
 
     holder = {"state": state, "metrics": metrics}
@@ -104,12 +105,13 @@ def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int 
 
     variables = {"params": holder["state"].params, "batch_stats": holder["state"].batch_stats}
     infer = jax.jit(lambda v, x: model.apply(v, x, train=False))
-    with conv_backend(conv_impl):
+    with conv_backend(conv_impl), pooling.pool_impl(pool_impl):
         infer(variables, batch["image"]).block_until_ready()
     infer_s = _median_time(lambda: infer(variables, batch["image"]), steps)
 
     peak = matmul_peak_flops(jnp.bfloat16 if dtype == "bfloat16" else jnp.float32)
-    result = {"model": name, "batch_size": batch_size, "dtype": dtype, "conv_impl": conv_impl, "bn_impl": bn_impl, "input_size": size,
+    result = {"model": name, "batch_size": batch_size, "dtype": dtype, "conv_impl": conv_impl, "bn_impl": bn_impl,
+              "pool_impl": pool_impl, "input_size": size,
               "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
               "devices": int(mesh.devices.size), "train_img_per_s": batch_size / train_s,
               "train_img_per_cpu_s": batch_size / train_cpu_s,
@@ -152,10 +154,13 @@ def main(argv: list) -> int:
                         "gemm; xla elsewhere")
     p.add_argument("--bn-impl", default="auto", choices=("auto",) + batchnorm.IMPLS,
                    help="flax: flax's BatchNorm; sums: from per-channel sums; auto: sums on CPU only")
+    p.add_argument("--pool-impl", default="auto", choices=("auto",) + pooling.IMPLS,
+                   help="xla: JAX's max-pool gradient; offsets: by the window offsets saved in the "
+                        "forward pass; auto: offsets on CPU only")
     a = p.parse_args(argv)
     r = bench(a.model, a.batch_size, a.dtype, a.input_size, a.steps, a.warmup, a.num_classes, a.num_devices, a.loop,
-              a.conv_impl, a.bn_impl)
-    print(f"{r['model']} batch {r['batch_size']} {r['dtype']} ({r['conv_impl']} convs, {r['bn_impl']} BN) at {r['input_size']}px on {r['device']} x{r['devices']}: "
+              a.conv_impl, a.bn_impl, a.pool_impl)
+    print(f"{r['model']} batch {r['batch_size']} {r['dtype']} ({r['conv_impl']} convs, {r['bn_impl']} BN, {r['pool_impl']} pooling) at {r['input_size']}px on {r['device']} x{r['devices']}: "
           f"train {r['train_img_per_s']:.2f} img/s, inference {r['infer_img_per_s']:.2f} img/s, "
           f"compile {r['compile_s']:.1f} s, {r['step_gflop']:.1f} GFLOP/step, MFU {100 * r['mfu']:.1f}% "
           f"of a {r['peak_gflop_per_s']:.0f} GFLOP/s matmul peak")

@@ -16,12 +16,12 @@ from ml_collections.config_dict import placeholder
 from absl import flags
 
 from cnn_jax.errors import UserError, did_you_mean
-from cnn_jax.models import batchnorm, conv_gemm
+from cnn_jax.models import batchnorm, conv_gemm, pooling
 
 # Keys that may differ between a run and its resumption: they change how a run is
 # watched or stored, not what it computes.
 RESUMABLE_KEYS = {"log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "eval_every_steps",
-                  "data.num_parallel_calls", "progress_bar", "conv_impl", "bn_impl"}
+                  "data.num_parallel_calls", "progress_bar", "conv_impl", "bn_impl", "pool_impl"}
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -58,6 +58,7 @@ def base_config() -> ml_collections.ConfigDict:
                                           # float32 on CPU); parameters are always float32
     c.conv_impl = "auto"                  # xla | gemm (1x1 as matmuls) | onednn (all through oneDNN) | auto (CPU: onednn, else gemm)
     c.bn_impl = "auto"                    # flax | sums (BatchNorm from per-channel sums) | auto (sums on CPU only)
+    c.pool_impl = "auto"                  # xla | offsets (max pooling's gradient by saved window offsets) | auto (offsets on CPU only)
     c.optimizer = ml_collections.ConfigDict(dict(
         name="sgd",                       # sgd | rmsprop | adamw
         lr=0.1,                           # base learning rate for the global batch
@@ -109,13 +110,15 @@ def resolve_dtype(name: str, platform: str) -> str:
 def resolve_for_platform(config: ml_collections.ConfigDict, platform: str) -> ml_collections.ConfigDict:
     """Turn the `auto` choices into this platform's: bfloat16 compute on GPU/TPU (their matmul
     units are built for it; on this project's CPU it was no faster), and on CPU only the
-    convolutions through oneDNN where it builds (else 1x1 ones as matmuls), and BatchNorm from
-    per-channel sums (cnn_jax/models/conv_gemm.py, conv_onednn.py, batchnorm.py; on GPU/TPU
-    XLA's own forms are the fast path). Resolved before config.json is written, so a workdir
+    convolutions through oneDNN where it builds (else 1x1 ones as matmuls), BatchNorm from
+    per-channel sums and max pooling's gradient by saved window offsets (cnn_jax/models/
+    conv_gemm.py, conv_onednn.py, batchnorm.py, pooling.py; on GPU/TPU XLA's own forms are
+    the fast path). Resolved before config.json is written, so a workdir
     records what ran."""
     config.dtype = resolve_dtype(config.dtype, platform)
     config.conv_impl = conv_gemm.resolve(config.get("conv_impl", "xla"), platform)
     config.bn_impl = batchnorm.resolve(config.get("bn_impl", "flax"), platform)
+    config.pool_impl = pooling.resolve(config.get("pool_impl", "xla"), platform)
     return config
 
 

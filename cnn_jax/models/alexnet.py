@@ -46,7 +46,7 @@ from typing import Callable, NamedTuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnn_jax.models.layers import Conv, LRN, adaptive_avg_pool, max_pool_ceil
+from cnn_jax.models.layers import Conv, LRN, adaptive_avg_pool, max_pool, max_pool_ceil
 from cnn_jax.models.registry import register
 
 
@@ -79,7 +79,7 @@ class AlexNet(nn.Module):
         if op == "lrn":
             return LRN(*self.lrn, name=f"lrn{i}")(x)
         if op == "pool":
-            return max_pool_ceil(x, 3, 2) if self.ceil_pool else nn.max_pool(x, (3, 3), (2, 2))
+            return max_pool_ceil(x, 3, 2) if self.ceil_pool else max_pool(x, (3, 3), (2, 2))
         raise ValueError(f"unknown operation {op!r} after conv{i}")
 
     @nn.compact

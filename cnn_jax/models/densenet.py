@@ -35,7 +35,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.models.batchnorm import BatchNorm
-from cnn_jax.models.layers import Conv, ConvBN, global_avg_pool, he_normal_fan_out
+from cnn_jax.models.layers import Conv, ConvBN, global_avg_pool, he_normal_fan_out, max_pool
 from cnn_jax.models.registry import register
 
 # depth: (growth rate k, stem width, dense layers per block)
@@ -102,7 +102,7 @@ class DenseNet(nn.Module):
         x = ConvBN(self.stem_width, (7, 7), (2, 2), padding=3, bn_momentum=self.bn_momentum,
                    bn_epsilon=self.bn_epsilon, bn_group_size=self.bn_group_size, dtype=self.dtype,
                    name="conv1")(x.astype(self.dtype), train)
-        x = nn.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
+        x = max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
         for b, n in enumerate(self.blocks):
             stage = b + 2  # Keras numbers the blocks conv2..conv5, the transitions pool2..pool4
             for i in range(1, n + 1):

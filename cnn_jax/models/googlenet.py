@@ -68,7 +68,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.errors import UserError
-from cnn_jax.models.layers import Conv, ConvBN, LRN, adaptive_avg_pool, global_avg_pool, max_pool_ceil
+from cnn_jax.models.layers import Conv, ConvBN, LRN, adaptive_avg_pool, global_avg_pool, max_pool, max_pool_ceil
 from cnn_jax.models.registry import register
 
 AUX_LOSS_WEIGHT = 0.3  # Sec. 5: each auxiliary loss is added with weight 0.3 during training
@@ -148,7 +148,7 @@ class Inception(nn.Module):
         b1 = conv(x, n1, 1, name="1x1")
         b3 = conv(conv(x, r3, 1, name="3x3_reduce"), n3, 3, name="3x3")
         b5 = conv(conv(x, r5, 1, name="5x5_reduce"), n5, self.variant.wide_kernel, name="5x5")
-        bp = conv(nn.max_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1))), proj, 1, name="pool_proj")
+        bp = conv(max_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1))), proj, 1, name="pool_proj")
         return jnp.concatenate([b1, b3, b5, bp], axis=-1)
 
 

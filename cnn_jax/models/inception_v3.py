@@ -53,7 +53,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.errors import UserError
-from cnn_jax.models.layers import ConvBN, global_avg_pool
+from cnn_jax.models.layers import ConvBN, global_avg_pool, max_pool
 from cnn_jax.models.registry import register
 
 
@@ -166,7 +166,7 @@ def apply_op(conv_unit: Callable, op, name, x, train: bool, count_include_pad: b
     if op == AVG:
         return avg_pool_3x3(x, count_include_pad)
     if op == MAX:
-        return nn.max_pool(x, (3, 3), (2, 2))
+        return max_pool(x, (3, 3), (2, 2))
     if isinstance(op, Fork):
         return jnp.concatenate([apply_conv(conv_unit, c, n, x, train)
                                 for c, n in zip(op.convs, name)], axis=-1)

@@ -16,6 +16,7 @@ import numpy as np
 
 from cnn_jax.models.batchnorm import BatchNorm
 from cnn_jax.models.conv_gemm import conv_general_dilated
+from cnn_jax.models.pooling import max_pool
 
 Dtype = Any
 
@@ -97,7 +98,7 @@ def _ceil_mode_pad(n: int, k: int, s: int, p: int) -> tuple:
 def max_pool_ceil(x, k: int, s: int, p: int = 0):
     """Max pooling with Caffe/PyTorch `ceil_mode=True` output sizes ('SAME' differs at odd sizes)."""
     pads = tuple(_ceil_mode_pad(n, k, s, p) for n in x.shape[1:3])
-    return nn.max_pool(x, (k, k), (s, s), pads)
+    return max_pool(x, (k, k), (s, s), pads)
 
 
 def global_avg_pool(x):

@@ -24,7 +24,7 @@ import functools
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnn_jax.models.layers import ConvBN, global_avg_pool
+from cnn_jax.models.layers import ConvBN, global_avg_pool, max_pool
 from cnn_jax.models.registry import register
 
 IMAGENET_DEPTHS = {
@@ -132,7 +132,7 @@ class ResNet(nn.Module):
         x = x.astype(self.dtype)
         if self.stem == "imagenet":
             x = conv(self.widths[0], (7, 7), (2, 2), name="stem")(x, train)
-            x = nn.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
+            x = max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
         else:
             x = conv(self.widths[0], (3, 3), name="stem")(x, train)
         block_cls = BLOCKS[self.block]

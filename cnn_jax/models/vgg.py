@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 
 from cnn_jax.errors import UserError
-from cnn_jax.models.layers import Conv, ConvBN, LRN, adaptive_avg_pool, he_normal_fan_out
+from cnn_jax.models.layers import Conv, ConvBN, LRN, adaptive_avg_pool, he_normal_fan_out, max_pool
 from cnn_jax.models.registry import register
 
 M = "M"
@@ -127,7 +127,7 @@ class VGG(nn.Module):
         block, index = 1, 1
         for entry in self.config:
             if entry == M:
-                x = nn.max_pool(x, (2, 2), (2, 2))
+                x = max_pool(x, (2, 2), (2, 2))
                 block, index = block + 1, 1
             elif entry == "LRN":
                 x = LRN(name=f"lrn{block}")(x)

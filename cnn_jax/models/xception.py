@@ -37,7 +37,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.models.batchnorm import BatchNorm
-from cnn_jax.models.layers import Conv, global_avg_pool, he_normal_fan_out
+from cnn_jax.models.layers import Conv, global_avg_pool, he_normal_fan_out, max_pool
 from cnn_jax.models.registry import register
 
 # (separable conv widths, residual projection); middle flow = 8 identical blocks.
@@ -92,7 +92,7 @@ class XceptionBlock(nn.Module):
             x = SeparableConv(width, dtype=self.dtype, name=f"sepconv{i}")(x)
             x = self.bn(name=f"sepconv{i}_bn")(x, use_running_average=not train)
         if self.project:
-            x = nn.max_pool(x, (3, 3), (2, 2), "SAME")
+            x = max_pool(x, (3, 3), (2, 2), "SAME")
         return x + shortcut
 
 
