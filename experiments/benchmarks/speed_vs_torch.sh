@@ -2,9 +2,11 @@
 # Issue 7's comparison, alternating contenders ROUNDS times in one run (the machine is shared
 # and noisy: compare figures of the same round). For each of ResNet-50 (batch 16), ResNet-18
 # (batch 32) and the CIFAR ResNet-20 (batch 128): the plain jitted Flax step (one device, XLA's
-# convolutions, flax's BatchNorm), ours without oneDNN (1x1 convolutions as matmuls, BatchNorm
-# from sums, one XLA device per core: session 3's defaults), ours with every CPU default
-# (every convolution through oneDNN, BatchNorm from sums, one device), the same with glibc's
+# convolutions, flax's BatchNorm, JAX's max-pool gradient), ours without oneDNN (1x1
+# convolutions as matmuls, BatchNorm from sums, one XLA device per core: session 3's
+# defaults), JAX's max-pool gradient instead of the saved window offsets (session 5's defaults),
+# ours with every CPU default (every convolution through oneDNN, BatchNorm from sums, max-pool
+# gradient by window offsets, one device), the same with glibc's
 # default allocator (CNN_JAX_MALLOC=system, as the first two also run: it returns each step's
 # temporaries to the kernel, and they fault in again), and PyTorch CPU channels_last from a
 # separate venv (torch is not our dependency).
@@ -16,7 +18,7 @@ TORCH_PY=${TORCH_PY:-}
 ours() {  # label cpu-devices model batch extra-args...
   local label=$1 n=$2 m=$3 b=$4; shift 4
   CNN_JAX_CPU_DEVICES=$n .venv/bin/cnn-jax bench "$m" --batch-size "$b" --steps 6 "$@" 2>/dev/null | tail -1 |
-    python3 -c "import json,sys; d=json.load(sys.stdin); print(f\"$label {d['model']} batch={d['batch_size']} {d['dtype']} conv_impl={d['conv_impl']} bn_impl={d['bn_impl']} devices={d['devices']} img/s={d['train_img_per_s']:.2f} img/cpu-s={d['train_img_per_cpu_s']:.2f}\")"
+    python3 -c "import json,sys; d=json.load(sys.stdin); print(f\"$label {d['model']} batch={d['batch_size']} {d['dtype']} conv_impl={d['conv_impl']} bn_impl={d['bn_impl']} pool_impl={d['pool_impl']} devices={d['devices']} img/s={d['train_img_per_s']:.2f} img/cpu-s={d['train_img_per_cpu_s']:.2f}\")"
 }
 for i in $(seq "$ROUNDS"); do
   for m in $MODELS; do
@@ -25,8 +27,9 @@ for i in $(seq "$ROUNDS"); do
       resnet18) b=32; args=(); tb=(../shared/bench/torch_resnet50.py --batch 32 --depth 18);;
       resnet20) b=128; args=(--num-classes 10); tb=(experiments/benchmarks/torch_resnet20.py --batch 128);;
     esac
-    CNN_JAX_MALLOC=system ours plain 1 "$m" "$b" "${args[@]}" --conv-impl xla --bn-impl flax
-    CNN_JAX_MALLOC=system ours no-onednn "$(nproc)" "$m" "$b" "${args[@]}" --conv-impl gemm
+    CNN_JAX_MALLOC=system ours plain 1 "$m" "$b" "${args[@]}" --conv-impl xla --bn-impl flax --pool-impl xla
+    CNN_JAX_MALLOC=system ours no-onednn "$(nproc)" "$m" "$b" "${args[@]}" --conv-impl gemm --pool-impl xla
+    ours jax-pool-grad auto "$m" "$b" "${args[@]}" --pool-impl xla
     CNN_JAX_MALLOC=system ours system-malloc auto "$m" "$b" "${args[@]}"
     ours defaults auto "$m" "$b" "${args[@]}"
     if [ -n "$TORCH_PY" ]; then "$TORCH_PY" "${tb[@]}"; fi
