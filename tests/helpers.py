@@ -44,3 +44,17 @@ def digits_config(batch=32, **data):
     c.batch_size = batch
     c.data.update(data)
     return c
+
+
+def assert_unknown_impl_refused(switch, tmp_path, capsys):
+    """A TraceSwitch (conv_impl, bn_impl, pool_impl) refuses an unknown name in Python (a
+    UserError) and from the command line (one sentence naming the key, exit status 2)."""
+    import pytest
+    from conftest import run_cli
+    from cnn_jax.errors import UserError
+    with pytest.raises(UserError, match=switch.key):
+        with switch.use("cudnn"):
+            pass
+    code, _, err = run_cli(["train", "--config", "configs/lenet5.py", f"--config.{switch.key}=cudnn",
+                            "--config.num_train_steps=1", "--workdir", tmp_path / "w"], capsys)
+    assert code == 2 and f"Unknown {switch.key} 'cudnn'" in err and len(err.strip().splitlines()) == 1

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from cnn_jax import models
-from cnn_jax.errors import UserError
 from cnn_jax.models import batchnorm
 from cnn_jax.models.batchnorm import BatchNorm
 
@@ -90,13 +89,8 @@ def test_whole_model_loss_and_gradients_match_and_the_program_changes():
 
 
 def test_unknown_bn_impl_is_a_user_error(tmp_path, data_dir, capsys):
-    with pytest.raises(UserError, match="bn_impl"):
-        with batchnorm.bn_impl("cudnn"):
-            pass
-    from conftest import run_cli
-    code, _, err = run_cli(["train", "--config", "configs/resnet_cifar.py:depth=20,cpu", "--config.bn_impl=fused",
-                            "--config.num_train_steps=1", "--workdir", tmp_path / "w"], capsys)
-    assert code == 2 and "Unknown bn_impl 'fused'" in err
+    from helpers import assert_unknown_impl_refused
+    assert_unknown_impl_refused(batchnorm.SWITCH, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("platform,impl", [("cpu", "sums"), ("gpu", "flax"), ("tpu", "flax")])

@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnn_jax.errors import UserError
 from cnn_jax.models import pooling
 from cnn_jax.models.layers import ConvBN, max_pool_ceil
 
@@ -100,13 +99,8 @@ def test_parameter_gradients_through_the_pool_match():
 
 
 def test_unknown_pool_impl_is_a_user_error(tmp_path, data_dir, capsys):
-    with pytest.raises(UserError, match="pool_impl"):
-        with pooling.pool_impl("cudnn"):
-            pass
-    from conftest import run_cli
-    code, _, err = run_cli(["train", "--config", "configs/resnet_cifar.py:depth=20,cpu", "--config.pool_impl=fast",
-                            "--config.num_train_steps=1", "--workdir", tmp_path / "w"], capsys)
-    assert code == 2 and "Unknown pool_impl 'fast'" in err and len(err.strip().splitlines()) == 1
+    from helpers import assert_unknown_impl_refused
+    assert_unknown_impl_refused(pooling.SWITCH, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("platform,impl", [("cpu", "offsets"), ("gpu", "xla"), ("tpu", "xla")])
