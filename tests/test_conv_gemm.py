@@ -147,6 +147,21 @@ def test_bad_conv_impl_in_the_config_is_one_sentence(tmp_path, data_dir, capsys)
     from helpers import assert_unknown_impl_refused
     assert_unknown_impl_refused(conv_gemm.SWITCH, tmp_path, capsys)
 
+
+@pytest.mark.parametrize("platform,dtype,conv_impl", [("cpu", "float32", "onednn"), ("gpu", "bfloat16", "xla"),
+                                                      ("tpu", "bfloat16", "xla")])
+def test_auto_choices_resolve_per_platform(platform, dtype, conv_impl):
+    from cnn_jax.config import base_config, resolve_for_platform
+    from cnn_jax.models import conv_onednn
+    if conv_impl == "onednn" and conv_onednn.unavailable():
+        conv_impl = "gemm"  # tests/test_conv_onednn.py checks this fallback by itself
+    c = resolve_for_platform(base_config(), platform)
+    assert (c.dtype, c.conv_impl) == (dtype, conv_impl)
+    explicit = base_config()
+    explicit.dtype, explicit.conv_impl = "float32", "xla"
+    assert (resolve_for_platform(explicit, platform).dtype, explicit.conv_impl) == ("float32", "xla")
+
+
 def test_workdir_records_the_resolved_choices(tmp_path, data_dir, capsys):
     import json
     from conftest import run_cli
