@@ -1,0 +1,63 @@
+"""Two (or more) choices of one implementation switch, compared in one process: each train
+step is compiled once per choice and the programs take turns, step by step, so that a shared
+machine's slow and fast phases fall on all of them alike (separate `cnn-jax bench` runs of
+one program differed by up to 20% here).
+
+    .venv/bin/python experiments/benchmarks/ab_step.py resnet18 --batch-size 32 --switch pool_impl=xla,offsets
+
+The other switches keep the CPU defaults (conv_impl onednn, bn_impl sums, pool_impl offsets).
+Prints the median step time and images/s per choice, and their ratio to the first.
+"""
+
+from cnn_jax import host_memory
+
+# As the CLI does (CNN_JAX_MALLOC), before any library starts a thread.
+host_memory.keep_freed_memory()
+
+import argparse
+import statistics
+import time
+
+import jax
+
+from profile_step import compiled_step
+
+DEFAULTS = {"conv_impl": "onednn", "bn_impl": "sums", "pool_impl": "offsets"}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("model")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--switch", required=True, help="key=choice,choice,... (conv_impl, bn_impl or pool_impl)")
+    p.add_argument("--steps", type=int, default=8, help="timed steps per choice, after one untimed")
+    p.add_argument("--num-classes", type=int, default=1000)
+    a = p.parse_args()
+    key, choices = a.switch.split("=")
+    if key not in DEFAULTS:
+        p.error(f"--switch takes one of {', '.join(DEFAULTS)}")
+    programs = {}
+    for choice in choices.split(","):
+        impls = {**DEFAULTS, key: choice}
+        programs[choice] = list(compiled_step(a.model, a.batch_size, "float32", impls["conv_impl"], a.num_classes,
+                                              1, impls["bn_impl"], impls["pool_impl"]))
+    times = {choice: [] for choice in programs}
+    for step in range(a.steps + 1):
+        for choice, program in programs.items():
+            compiled, state, batch, metrics = program
+            start = time.perf_counter()
+            state, metrics = compiled(state, batch, metrics)
+            jax.block_until_ready(metrics)
+            program[1], program[3] = state, metrics
+            if step:
+                times[choice].append(time.perf_counter() - start)
+    first = statistics.median(next(iter(times.values())))
+    print(f"| {a.model} b{a.batch_size}, {key} | median ms/step | images/s | speed vs {next(iter(times))} |")
+    print("|---|---:|---:|---:|")
+    for choice, ts in times.items():
+        median = statistics.median(ts)
+        print(f"| {choice} | {median * 1e3:.0f} | {a.batch_size / median:.2f} | {first / median:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
