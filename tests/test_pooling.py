@@ -108,3 +108,26 @@ def test_auto_resolves_per_platform(platform, impl):
     from cnn_jax.config import base_config, resolve_for_platform
     assert resolve_for_platform(base_config(), platform).pool_impl == impl
 
+
+
+def test_a_batch_sharded_over_8_devices_gives_the_same_gradient_without_communication():
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    mesh = jax.make_mesh((8,), ("data",))
+    x = jnp.round(jax.random.normal(jax.random.key(3), (16, 9, 9, 4)) * 2) / 2
+    grad = jax.grad(lambda x: jnp.sum(pooling.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1))) ** 2))
+    with pooling.pool_impl("offsets"):
+        one = jax.jit(grad)(x)
+        sharded = jax.jit(grad, out_shardings=NamedSharding(mesh, P("data")))
+        x8 = jax.device_put(x, NamedSharding(mesh, P("data")))
+        program = sharded.lower(x8).compile().as_text()
+        eight = sharded(x8)
+    np.testing.assert_array_equal(eight, one)
+    # Pooling windows never cross examples, so each device works on its own two.
+    assert "all-gather" not in program and "all-reduce" not in program and "all-to-all" not in program
+
+
+def test_unbatched_input_pools_like_flax():
+    x = X[0]
+    with pooling.pool_impl("offsets"):
+        y = pooling.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
+    np.testing.assert_array_equal(y, nn.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1))))
