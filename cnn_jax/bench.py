@@ -17,9 +17,9 @@ import numpy as np
 import optax
 
 from cnn_jax import models
-from cnn_jax.models import batchnorm, pooling
+from cnn_jax.models import batchnorm, impls, pooling
 from cnn_jax.config import resolve_dtype
-from cnn_jax.models.conv_gemm import BACKENDS, conv_backend, resolve
+from cnn_jax.models.conv_gemm import BACKENDS
 from cnn_jax.train import parallel
 from cnn_jax.train.state import create_state
 from cnn_jax.train.steps import make_train_step, zero_train_metrics
@@ -61,9 +61,7 @@ def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int 
     spec = models.get_spec(name)
     # The training defaults' `auto` choices (cnn_jax.config.resolve_for_platform).
     platform = jax.default_backend()
-    conv_impl = resolve(conv_impl, platform)
-    bn_impl = batchnorm.resolve(bn_impl, platform)
-    pool_impl = pooling.resolve(pool_impl, platform)
+    impl = impls.resolve({"conv_impl": conv_impl, "bn_impl": bn_impl, "pool_impl": pool_impl}, platform)
     dtype = resolve_dtype(dtype, platform)
     size = input_size or spec.input_size
     mesh = parallel.make_mesh(num_devices, (batch_size,))
@@ -81,13 +79,13 @@ def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int 
     step = jax.jit(make_train_step(), donate_argnums=(0, 2), out_shardings=(repl, repl))
 
     t = time.perf_counter()
-    with conv_backend(conv_impl), batchnorm.bn_impl(bn_impl), pooling.pool_impl(pool_impl):  # chosen when traced
+    with impls.use(impl):  # chosen when the step is traced
         lowered = step.lower(state, batch, metrics)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t
     flops = _flops(compiled)
-    if conv_impl == "onednn":  # XLA counts no FLOPs in custom calls: count XLA's own program
-        with conv_backend("xla"), batchnorm.bn_impl(bn_impl), pooling.pool_impl(pool_impl):
+    if impl["conv_impl"] == "onednn":  # XLA counts no FLOPs in custom calls: count XLA's own program
+        with impls.use({**impl, "conv_impl": "xla"}):
             flops = _flops(jax.jit(make_train_step()).lower(state, batch, metrics))
 
     holder = {"state": state, "metrics": metrics}
@@ -105,13 +103,12 @@ def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int 
 
     variables = {"params": holder["state"].params, "batch_stats": holder["state"].batch_stats}
     infer = jax.jit(lambda v, x: model.apply(v, x, train=False))
-    with conv_backend(conv_impl), pooling.pool_impl(pool_impl):
+    with impls.use(impl):
         infer(variables, batch["image"]).block_until_ready()
     infer_s = _median_time(lambda: infer(variables, batch["image"]), steps)
 
     peak = matmul_peak_flops(jnp.bfloat16 if dtype == "bfloat16" else jnp.float32)
-    result = {"model": name, "batch_size": batch_size, "dtype": dtype, "conv_impl": conv_impl, "bn_impl": bn_impl,
-              "pool_impl": pool_impl, "input_size": size,
+    result = {"model": name, "batch_size": batch_size, "dtype": dtype, **impl, "input_size": size,
               "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
               "devices": int(mesh.devices.size), "train_img_per_s": batch_size / train_s,
               "train_img_per_cpu_s": batch_size / train_cpu_s,

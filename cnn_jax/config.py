@@ -16,7 +16,7 @@ from ml_collections.config_dict import placeholder
 from absl import flags
 
 from cnn_jax.errors import UserError, did_you_mean
-from cnn_jax.models import batchnorm, conv_gemm, pooling
+from cnn_jax.models import impls
 
 # Keys that may differ between a run and its resumption: they change how a run is
 # watched or stored, not what it computes.
@@ -112,13 +112,11 @@ def resolve_for_platform(config: ml_collections.ConfigDict, platform: str) -> ml
     units are built for it; on this project's CPU it was no faster), and on CPU only the
     convolutions through oneDNN where it builds (else 1x1 ones as matmuls), BatchNorm from
     per-channel sums and max pooling's gradient by saved window offsets (cnn_jax/models/
-    conv_gemm.py, conv_onednn.py, batchnorm.py, pooling.py; on GPU/TPU XLA's own forms are
-    the fast path). Resolved before config.json is written, so a workdir
-    records what ran."""
+    impls.py; on GPU/TPU XLA's own forms are the fast path). Resolved before config.json is
+    written, so a workdir records what ran."""
     config.dtype = resolve_dtype(config.dtype, platform)
-    config.conv_impl = conv_gemm.resolve(config.get("conv_impl", "xla"), platform)
-    config.bn_impl = batchnorm.resolve(config.get("bn_impl", "flax"), platform)
-    config.pool_impl = pooling.resolve(config.get("pool_impl", "xla"), platform)
+    for key, choice in impls.resolve(config, platform).items():
+        config[key] = choice
     return config
 
 

@@ -35,7 +35,7 @@ from cnn_jax.models.switch import TraceSwitch
 # "flax" elsewhere.
 SWITCH = TraceSwitch("bn_impl", ("flax", "sums"), on_cpu="sums")
 IMPLS = SWITCH.choices
-check_impl, bn_impl, resolve, with_impl = SWITCH.check, SWITCH.use, SWITCH.resolve, SWITCH.wrap
+bn_impl, resolve = SWITCH.use, SWITCH.resolve
 
 
 def group_batch(x, group_size: int):

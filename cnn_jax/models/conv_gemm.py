@@ -13,7 +13,7 @@ patch concatenation of narrow channels dominated the step; at ResNet-50's widths
 
 The backend computes the same function as `lax.conv_general_dilated` (tests/test_conv_gemm.py
 checks outputs and both gradients). It is chosen at trace time by `conv_backend` (or a
-TrainState's `apply_fn` wrapped by `with_backend`); it is meant for CPUs: on GPU/TPU XLA's
+TrainState's `apply_fn` wrapped by `impls.wrap`); it is meant for CPUs: on GPU/TPU XLA's
 convolutions are the fast path, so keep "xla" there.
 """
 
@@ -36,8 +36,7 @@ def _best_on_cpu() -> str:
 # installed (else "gemm"), and to "xla" elsewhere.
 SWITCH = TraceSwitch("conv_impl", ("xla", "gemm", "onednn"), on_cpu=_best_on_cpu)
 BACKENDS = SWITCH.choices
-check_backend, conv_backend = SWITCH.check, SWITCH.use
-current_backend, with_backend = SWITCH.current, SWITCH.wrap
+conv_backend, current_backend = SWITCH.use, SWITCH.current
 
 
 def resolve(name: str, platform: str) -> str:

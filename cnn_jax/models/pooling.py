@@ -27,7 +27,7 @@ from cnn_jax.models.switch import TraceSwitch
 
 SWITCH = TraceSwitch("pool_impl", ("xla", "offsets"), on_cpu="offsets")
 IMPLS = SWITCH.choices
-check_impl, pool_impl, resolve, with_impl = SWITCH.check, SWITCH.use, SWITCH.resolve, SWITCH.wrap
+pool_impl, resolve = SWITCH.use, SWITCH.resolve
 
 
 def max_pool(x, window_shape, strides=None, padding="VALID"):

@@ -26,8 +26,7 @@ from cnn_jax.train.checkpoint import Checkpoints
 from cnn_jax.train.ema import eval_weights_name, init_ema
 from cnn_jax.train.optim import base_learning_rate, learning_rate_schedule, make_optimizer
 from cnn_jax.train.reporting import MetricsWriter, Progress, setup_logging, write_json_atomic
-from cnn_jax.models import batchnorm, pooling
-from cnn_jax.models.conv_gemm import with_backend
+from cnn_jax.models import impls
 from cnn_jax.train.state import create_state
 from cnn_jax.train.steps import make_eval_step, make_train_step, zero_eval_metrics, zero_train_metrics
 
@@ -91,9 +90,7 @@ def build_run(config, num_devices: int = 0) -> Run:
     ema_decay = float(config.get("ema_decay", 0.0))
     state = jax.jit(lambda r: create_state(model, tx, r, input_shape, ema_decay),
                     out_shardings=parallel.replicated(mesh))(rng)
-    apply_fn = with_backend(state.apply_fn, config.get("conv_impl", "xla"))
-    apply_fn = pooling.with_impl(apply_fn, config.get("pool_impl", "xla"))
-    state = state.replace(apply_fn=batchnorm.with_impl(apply_fn, config.get("bn_impl", "flax")))
+    state = state.replace(apply_fn=impls.wrap(state.apply_fn, config))
     if config.get("bn_group_size") and not state.batch_stats:
         raise UserError(f"bn_group_size is set but {config.model} has no BatchNorm; set --config.bn_group_size=0.")
     if config.get("transfer") and config.transfer.init_from:

@@ -5,7 +5,8 @@ one program differed by up to 20% here).
 
     .venv/bin/python experiments/benchmarks/ab_step.py resnet18 --batch-size 32 --switch pool_impl=xla,offsets
 
-The other switches keep the CPU defaults (conv_impl onednn, bn_impl sums, pool_impl offsets).
+The other switches keep this machine's CPU defaults (`auto`: conv_impl onednn where it builds,
+bn_impl sums, pool_impl offsets).
 Prints the median step time and images/s per choice, and their ratio to the first.
 """
 
@@ -20,9 +21,8 @@ import time
 
 import jax
 
+from cnn_jax.models import impls
 from profile_step import compiled_step
-
-DEFAULTS = {"conv_impl": "onednn", "bn_impl": "sums", "pool_impl": "offsets"}
 
 
 def main():
@@ -34,13 +34,13 @@ def main():
     p.add_argument("--num-classes", type=int, default=1000)
     a = p.parse_args()
     key, choices = a.switch.split("=")
-    if key not in DEFAULTS:
-        p.error(f"--switch takes one of {', '.join(DEFAULTS)}")
+    if key not in impls.KEYS:
+        p.error(f"--switch takes one of {', '.join(impls.KEYS)}")
+    defaults = impls.resolve({k: "auto" for k in impls.KEYS}, "cpu")
     programs = {}
     for choice in choices.split(","):
-        impls = {**DEFAULTS, key: choice}
-        programs[choice] = list(compiled_step(a.model, a.batch_size, "float32", impls["conv_impl"], a.num_classes,
-                                              1, impls["bn_impl"], impls["pool_impl"]))
+        programs[choice] = list(compiled_step(a.model, a.batch_size, "float32", {**defaults, key: choice},
+                                              a.num_classes))
     times = {choice: [] for choice in programs}
     for step in range(a.steps + 1):
         for choice, program in programs.items():

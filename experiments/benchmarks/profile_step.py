@@ -30,14 +30,15 @@ import numpy as np
 import optax
 
 from cnn_jax import models
-from cnn_jax.models import batchnorm, pooling
-from cnn_jax.models.conv_gemm import BACKENDS, conv_backend
+from cnn_jax.models import batchnorm, impls, pooling
+from cnn_jax.models.conv_gemm import BACKENDS
 from cnn_jax.train import parallel
 from cnn_jax.train.state import create_state
 from cnn_jax.train.steps import make_train_step, zero_train_metrics
 
 
-def compiled_step(name, batch_size, dtype, conv_impl, num_classes, devices=1, bn_impl="flax", pool_impl="xla"):
+def compiled_step(name, batch_size, dtype, impl: dict, num_classes, devices=1):
+    """The train step compiled with the implementation switches `impl` (cnn_jax/models/impls.py)."""
     mesh = parallel.make_mesh(devices)
     spec = models.get_spec(name)
     model = models.create_model(name, num_classes=num_classes, dtype=jnp.dtype(dtype))
@@ -47,7 +48,7 @@ def compiled_step(name, batch_size, dtype, conv_impl, num_classes, devices=1, bn
     batch = parallel.to_global({"image": np.random.default_rng(0).standard_normal(shape, np.float32),
                                 "label": np.zeros((batch_size,), np.int32)}, mesh)
     metrics = jax.device_put(zero_train_metrics(), parallel.replicated(mesh))
-    with conv_backend(conv_impl), batchnorm.bn_impl(bn_impl), pooling.pool_impl(pool_impl):
+    with impls.use(impl):
         compiled = jax.jit(make_train_step(), donate_argnums=(0, 2)).lower(state, batch, metrics).compile()
     return compiled, state, batch, metrics
 
@@ -123,8 +124,8 @@ def main():
     p.add_argument("--devices", type=int, default=1, help="CPU devices the batch is split over (summed op times)")
     a = p.parse_args()
     jax.config.update("jax_num_cpu_devices", a.devices)
-    totals, wall_ms = profile(*compiled_step(a.model, a.batch_size, a.dtype, a.conv_impl, a.num_classes, a.devices, a.bn_impl,
-                                           a.pool_impl))
+    impl = {"conv_impl": a.conv_impl, "bn_impl": a.bn_impl, "pool_impl": a.pool_impl}
+    totals, wall_ms = profile(*compiled_step(a.model, a.batch_size, a.dtype, impl, a.num_classes, a.devices))
     total = sum(totals.values())
     print(f"| {a.model} b{a.batch_size} {a.dtype} conv_impl={a.conv_impl} bn_impl={a.bn_impl} pool_impl={a.pool_impl} devices={a.devices} | ms/step | share |")
     print("|---|---:|---:|")

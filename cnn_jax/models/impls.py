@@ -1,0 +1,35 @@
+"""The implementation switches as one set: conv_impl, bn_impl and pool_impl are resolved for a
+platform, traced with, and wrapped around a model's apply function together, so that a new
+switch is one entry here rather than one more line in every place that builds a step."""
+
+import contextlib
+
+from cnn_jax.models import batchnorm, conv_gemm, pooling
+
+# Each switch with its resolve function (conv_impl's also refuses onednn where it cannot run).
+_SWITCHES = ((conv_gemm.SWITCH, conv_gemm.resolve), (batchnorm.SWITCH, batchnorm.resolve),
+             (pooling.SWITCH, pooling.resolve))
+KEYS = tuple(switch.key for switch, _ in _SWITCHES)
+
+
+def resolve(choices, platform: str) -> dict:
+    """{key: choice} for every switch: `auto` as this platform's choice, a missing key as the
+    switch's default (XLA's or flax's own form). `choices` is a dict or a ConfigDict."""
+    return {s.key: resolve_one(choices.get(s.key, s.choices[0]), platform) for s, resolve_one in _SWITCHES}
+
+
+@contextlib.contextmanager
+def use(choices: dict):
+    """Trace inside this block with each switch set as `choices` says (absent keys unchanged)."""
+    with contextlib.ExitStack() as stack:
+        for switch, _ in _SWITCHES:
+            if switch.key in choices:
+                stack.enter_context(switch.use(choices[switch.key]))
+        yield
+
+
+def wrap(fn, choices):
+    """`fn` (a TrainState's apply_fn) tracing with the switches set as `choices` says."""
+    for switch, _ in _SWITCHES:
+        fn = switch.wrap(fn, choices.get(switch.key, switch.choices[0]))
+    return fn
