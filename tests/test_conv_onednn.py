@@ -40,6 +40,17 @@ def test_each_convolution_becomes_three_ffi_calls():
 
 
 @needs_onednn
+def test_bfloat16_outputs_and_input_gradients_come_from_onednn_as_bfloat16():
+    # oneDNN rounds them once; a float32 result would cost an array and a conversion pass.
+    x, w = jnp.ones((2, 8, 8, 4), jnp.bfloat16), jnp.ones((3, 3, 4, 4), jnp.bfloat16)
+    loss = lambda x, w: jnp.sum(_conv(x, w).astype(jnp.float32) ** 2)
+    with conv_gemm.conv_backend("onednn"):
+        text = jax.jit(jax.grad(loss, (0, 1))).lower(x, w).as_text()
+    result = lambda target: re.search(rf"cnn_jax_onednn_{target}.*?-> tensor<[0-9x]+x(\w+)>", text).group(1)
+    assert (result("forward"), result("backward_data"), result("backward_weights")) == ("bf16", "bf16", "f32")
+
+
+@needs_onednn
 @pytest.mark.parametrize("channels,groups,out,stride", [(8, 2, 6, 1), (8, 8, 8, 1), (8, 8, 16, 2), (6, 6, 6, 2)])
 def test_grouped_and_depthwise_convolutions_equal_xla(channels, groups, out, stride):
     # MobileNet's and Xception's depthwise 3x3s (channel multiplier 1 and 2), AlexNet's groups.

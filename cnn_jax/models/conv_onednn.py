@@ -132,12 +132,19 @@ _FACTORS = {"forward": "b h w c, k l i o -> b p q n", "backward_data": "b p q o,
             "backward_weights": "b h w c, b p q o -> k l i n"}
 
 
+def _result_dtype(target: str, operands):
+    """The output and the input gradient come in the operands' dtype (rounded once by oneDNN),
+    the weight gradient in float32."""
+    return np.float32 if target == "backward_weights" else operands
+
+
 def _ffi(target: str, shape, a, b, attrs):
-    return jax.ffi.ffi_call(f"cnn_jax_onednn_{target}", jax.ShapeDtypeStruct(shape, np.float32))(a, b, **attrs)
+    result = jax.ShapeDtypeStruct(shape, _result_dtype(target, a.dtype))
+    return jax.ffi.ffi_call(f"cnn_jax_onednn_{target}", result)(a, b, **attrs)
 
 
 def _batch_partitioned(target: str, shape, attrs):
-    """The FFI call `target` (result `shape`, float32) as an op XLA's SPMD partitioner splits
+    """The FFI call `target` (result `shape`, see _result_dtype) as an op XLA's SPMD partitioner splits
     along the batch: each device runs oneDNN on its own examples, and the weight gradient's
     per-device sums are added over the batch's mesh axes. A plain custom call would be
     all-gathered and run whole on every device."""
@@ -186,7 +193,7 @@ def _batch_partitioned(target: str, shape, attrs):
 
 
 def _call(target: str, shape, dtype, a, b, *, strides, padding):
-    """One oneDNN call; its result is float32 (accumulated, and rounded once here to `dtype`)."""
+    """One oneDNN call, its result as `dtype` (rounded once, by oneDNN or here)."""
     attrs = {"strides": np.asarray(strides, np.int64),
              "padding": np.asarray([p for pair in padding for p in pair], np.int64),
              "threads": np.int64(threads_per_call())}

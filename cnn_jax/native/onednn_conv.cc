@@ -32,14 +32,16 @@ dnnl::engine& cpu_engine() {
 
 // One convolution's geometry, in oneDNN's terms. `g` groups (g = c for depthwise): JAX's
 // HWIO kernel is then (kh, kw, c/g, o), output channel g*(o/g)+j, oneDNN's "hwigo".
-// Operands are `dt` (float32 or bfloat16); each call's result is always float32, so a
-// bfloat16 convolution is rounded once, by the caller, whatever oneDNN accumulates in.
+// Operands are `dt` (float32 or bfloat16). The output and the input gradient are `out`,
+// the result buffer's type: the caller asks for `dt` (oneDNN accumulates in float32 and
+// rounds once, as XLA's bfloat16 convolutions do, and writing bfloat16 saves a float32
+// array and a conversion pass over it). The weight gradient is float32 (as the parameters).
 struct Geometry {
   int64_t n, c, h, w, o, g, kh, kw, oh, ow;
   int64_t sh, sw, pt, pb, pl, pr;
-  memory::data_type dt;
+  memory::data_type dt, out;
 
-  auto key() const { return std::make_tuple(n, c, h, w, o, g, kh, kw, sh, sw, pt, pb, pl, pr, int(dt)); }
+  auto key() const { return std::make_tuple(n, c, h, w, o, g, kh, kw, sh, sw, pt, pb, pl, pr, int(dt), int(out)); }
   memory::desc src(memory::data_type t) const { return memory::desc({n, c, h, w}, t, tag::nhwc); }
   memory::desc dst(memory::data_type t) const { return memory::desc({n, o, oh, ow}, t, tag::nhwc); }
   memory::dims weight_dims() const {
@@ -68,12 +70,12 @@ struct Conv {
 Conv make_conv(const Geometry& g) {
   auto& eng = cpu_engine();
   auto algo = dnnl::algorithm::convolution_direct;
-  auto t = g.dt, f32 = Geometry::f32;
+  auto t = g.dt, out = g.out, f32 = Geometry::f32;
   dnnl::convolution_forward::primitive_desc fwd(
-      eng, dnnl::prop_kind::forward_training, algo, g.src(t), g.weights_any(t), g.dst(f32),
+      eng, dnnl::prop_kind::forward_training, algo, g.src(t), g.weights_any(t), g.dst(out),
       g.strides(), g.pad_l(), g.pad_r());
   dnnl::convolution_backward_data::primitive_desc bwd_data(
-      eng, algo, g.src(f32), g.weights_any(t), g.dst(t), g.strides(), g.pad_l(), g.pad_r(), fwd);
+      eng, algo, g.src(out), g.weights_any(t), g.dst(t), g.strides(), g.pad_l(), g.pad_r(), fwd);
   dnnl::convolution_backward_weights::primitive_desc bwd_weights(
       eng, algo, g.src(t), g.weights_any(f32), g.dst(t), g.strides(), g.pad_l(), g.pad_r(), fwd);
   return Conv{dnnl::convolution_forward(fwd), dnnl::convolution_backward_data(bwd_data),
@@ -102,23 +104,29 @@ memory as_layout(dnnl::stream& s, const memory& user, const memory::desc& want) 
   return out;
 }
 
-// x: the NHWC input (or its gradient), wd: the HWIO kernel's dims, y: the NHWC output.
-ffi::Error geometry(ffi::DataType operands, const ffi::AnyBuffer& x, ffi::Span<const int64_t> wd,
-                    const ffi::AnyBuffer& y, ffi::Span<const int64_t> strides,
+ffi::Error data_type(ffi::DataType type, memory::data_type* dt) {
+  switch (type) {
+    case ffi::F32: *dt = memory::data_type::f32; return ffi::Error::Success();
+    case ffi::BF16: *dt = memory::data_type::bf16; return ffi::Error::Success();
+    default: return ffi::Error::InvalidArgument("onednn conv: only float32 and bfloat16");
+  }
+}
+
+// x: the NHWC input (or its gradient), wd: the HWIO kernel's dims, y: the NHWC output;
+// `out`: the type of the output and of the input gradient.
+ffi::Error geometry(ffi::DataType operands, ffi::DataType out, const ffi::AnyBuffer& x,
+                    ffi::Span<const int64_t> wd, const ffi::AnyBuffer& y, ffi::Span<const int64_t> strides,
                     ffi::Span<const int64_t> padding, Geometry* g) {
   auto xd = x.dimensions(), yd = y.dimensions();
   if (xd.size() != 4 || yd.size() != 4 || wd.size() != 4 || strides.size() != 2 || padding.size() != 4)
     return ffi::Error::InvalidArgument("onednn conv: expected NHWC operands, 2 strides, 4 pads");
   if (xd[3] % wd[2] != 0 || wd[3] % (xd[3] / wd[2]) != 0)
     return ffi::Error::InvalidArgument("onednn conv: channels do not split into groups");
-  memory::data_type dt;
-  switch (operands) {
-    case ffi::F32: dt = memory::data_type::f32; break;
-    case ffi::BF16: dt = memory::data_type::bf16; break;
-    default: return ffi::Error::InvalidArgument("onednn conv: only float32 and bfloat16");
-  }
+  memory::data_type dt, dt_out;
+  if (auto err = data_type(operands, &dt); err.failure()) return err;
+  if (auto err = data_type(out, &dt_out); err.failure()) return err;
   *g = Geometry{xd[0], xd[3], xd[1], xd[2], wd[3], xd[3] / wd[2], wd[0], wd[1], yd[1], yd[2],
-                strides[0], strides[1], padding[0], padding[1], padding[2], padding[3], dt};
+                strides[0], strides[1], padding[0], padding[1], padding[2], padding[3], dt, dt_out};
   return ffi::Error::Success();
 }
 
@@ -144,32 +152,34 @@ ffi::Error run(int64_t threads, const std::function<void(dnnl::stream&)>& body) 
 ffi::Error forward(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> y,
                    ffi::Span<const int64_t> strides, ffi::Span<const int64_t> padding, int64_t threads) {
   Geometry g;
-  if (auto err = geometry(x.element_type(), x, w.dimensions(), *y, strides, padding, &g); err.failure()) return err;
+  if (auto err = geometry(x.element_type(), y->element_type(), x, w.dimensions(), *y, strides, padding, &g); err.failure()) return err;
   return run(threads, [&](dnnl::stream& s) {
     const Conv& c = conv_for(g);
     memory wm = as_layout(s, wrap(g.weights_as_jax(g.dt), w.untyped_data()), c.fwd_w);
     c.fwd.execute(s, {{DNNL_ARG_SRC, wrap(g.src(g.dt), x.untyped_data())}, {DNNL_ARG_WEIGHTS, wm},
-                      {DNNL_ARG_DST, wrap(g.dst(Geometry::f32), y->untyped_data())}});
+                      {DNNL_ARG_DST, wrap(g.dst(g.out), y->untyped_data())}});
   });
 }
 
 ffi::Error backward_data(ffi::AnyBuffer dy, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> dx,
                          ffi::Span<const int64_t> strides, ffi::Span<const int64_t> padding, int64_t threads) {
   Geometry g;
-  if (auto err = geometry(w.element_type(), *dx, w.dimensions(), dy, strides, padding, &g); err.failure()) return err;
+  if (auto err = geometry(w.element_type(), dx->element_type(), *dx, w.dimensions(), dy, strides, padding, &g); err.failure()) return err;
   return run(threads, [&](dnnl::stream& s) {
     const Conv& c = conv_for(g);
     memory wm = as_layout(s, wrap(g.weights_as_jax(g.dt), w.untyped_data()), c.bwd_data_w);
     c.bwd_data.execute(s, {{DNNL_ARG_DIFF_DST, wrap(g.dst(g.dt), dy.untyped_data())},
                            {DNNL_ARG_WEIGHTS, wm},
-                           {DNNL_ARG_DIFF_SRC, wrap(g.src(Geometry::f32), dx->untyped_data())}});
+                           {DNNL_ARG_DIFF_SRC, wrap(g.src(g.out), dx->untyped_data())}});
   });
 }
 
 ffi::Error backward_weights(ffi::AnyBuffer x, ffi::AnyBuffer dy, ffi::Result<ffi::AnyBuffer> dw,
                             ffi::Span<const int64_t> strides, ffi::Span<const int64_t> padding, int64_t threads) {
+  if (dw->element_type() != ffi::F32)
+    return ffi::Error::InvalidArgument("onednn conv: the weight gradient is float32");
   Geometry g;
-  if (auto err = geometry(x.element_type(), x, dw->dimensions(), dy, strides, padding, &g); err.failure()) return err;
+  if (auto err = geometry(x.element_type(), x.element_type(), x, dw->dimensions(), dy, strides, padding, &g); err.failure()) return err;
   return run(threads, [&](dnnl::stream& s) {
     const Conv& c = conv_for(g);
     memory user = wrap(g.weights_as_jax(Geometry::f32), dw->untyped_data());
