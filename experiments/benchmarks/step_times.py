@@ -1,0 +1,44 @@
+"""Each training step's time, ours, for one model, batch and dtype (CPU defaults otherwise).
+
+    python experiments/benchmarks/step_times.py resnet18 --batch-size 32 --dtype bfloat16
+
+Prints the steps' times sorted and their median: the spread shows how noisy the machine was.
+Alternate it with experiments/benchmarks/torch_step_times.py (PyTorch, float32 or autocast
+bfloat16) in one run.
+"""
+from cnn_jax import host_memory
+
+host_memory.keep_freed_memory()  # before JAX starts its threads, as the CLI does
+
+import argparse
+import statistics
+import time
+
+import jax
+
+from cnn_jax.models import impls
+from profile_step import compiled_step
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("model")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--steps", type=int, default=6)
+    a = p.parse_args()
+    impl = impls.resolve({k: "auto" for k in impls.KEYS}, "cpu")
+    compiled, state, batch, metrics = compiled_step(a.model, a.batch_size, a.dtype, impl, 1000)
+    times = []
+    for i in range(a.steps + 2):  # two warm-up steps
+        t = time.perf_counter()
+        state, metrics = compiled(state, batch, metrics)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - t)
+    times = sorted(times[2:])
+    print(f"ours {a.model} b{a.batch_size} {a.dtype} ms/step:", " ".join(f"{t * 1e3:.0f}" for t in times),
+          f"median {statistics.median(times) * 1e3:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Each training step's time, PyTorch (channels_last), float32 or bfloat16 autocast.
+
+    /path/to/torch-venv/bin/python experiments/benchmarks/torch_step_times.py --depth 18 --batch 32 --dtype bfloat16
+
+The network is ../shared/bench/torch_resnet50.py's `resnet(depth)` and the step is its step
+(SGD with momentum, cross-entropy, one in-memory batch); bfloat16 wraps the forward pass and
+the loss in `torch.autocast("cpu", torch.bfloat16)`, PyTorch's mixed precision. torch is not a
+dependency of cnn_jax: run this from a separate venv.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--depth", type=int, default=18)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--bench-dir", default=os.path.join(os.path.dirname(__file__), "../../../shared/bench"))
+    a = p.parse_args()
+    sys.path.insert(0, a.bench_dir)
+    from torch_resnet50 import resnet
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(0)
+    model = resnet(a.depth).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = torch.randn(a.batch, 3, 224, 224).to(memory_format=torch.channels_last)
+    y = torch.randint(0, 1000, (a.batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.dtype == "bfloat16"):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+
+    times = []
+    for _ in range(a.steps + 2):  # two warm-up steps
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    times = sorted(times[2:])
+    print(f"torch resnet{a.depth} b{a.batch} {a.dtype} ms/step:", " ".join(f"{t * 1e3:.0f}" for t in times),
+          f"median {statistics.median(times) * 1e3:.0f}")
+
+
+if __name__ == "__main__":
+    main()
