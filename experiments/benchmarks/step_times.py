@@ -11,13 +11,12 @@ from cnn_jax import host_memory
 host_memory.keep_freed_memory()  # before JAX starts its threads, as the CLI does
 
 import argparse
-import statistics
-import time
 
 import jax
 
 from cnn_jax.models import impls
 from profile_step import compiled_step
+from step_timer import report, time_steps
 
 
 def main():
@@ -29,15 +28,13 @@ def main():
     a = p.parse_args()
     impl = impls.resolve({k: "auto" for k in impls.KEYS}, "cpu")
     compiled, state, batch, metrics = compiled_step(a.model, a.batch_size, a.dtype, impl, 1000)
-    times = []
-    for i in range(a.steps + 2):  # two warm-up steps
-        t = time.perf_counter()
-        state, metrics = compiled(state, batch, metrics)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - t)
-    times = sorted(times[2:])
-    print(f"ours {a.model} b{a.batch_size} {a.dtype} ms/step:", " ".join(f"{t * 1e3:.0f}" for t in times),
-          f"median {statistics.median(times) * 1e3:.0f}")
+    holder = [state, metrics]
+
+    def step():
+        holder[0], holder[1] = compiled(holder[0], batch, holder[1])
+        jax.block_until_ready(holder[1])
+
+    print(report(f"ours {a.model} b{a.batch_size} {a.dtype}", time_steps(step, a.steps)))
 
 
 if __name__ == "__main__":

@@ -9,11 +9,11 @@ dependency of cnn_jax: run this from a separate venv.
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import torch
+
+from step_timer import report, time_steps
 
 
 def main():
@@ -40,14 +40,7 @@ def main():
         loss.backward()
         opt.step()
 
-    times = []
-    for _ in range(a.steps + 2):  # two warm-up steps
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    times = sorted(times[2:])
-    print(f"torch resnet{a.depth} b{a.batch} {a.dtype} ms/step:", " ".join(f"{t * 1e3:.0f}" for t in times),
-          f"median {statistics.median(times) * 1e3:.0f}")
+    print(report(f"torch resnet{a.depth} b{a.batch} {a.dtype}", time_steps(step, a.steps)))
 
 
 if __name__ == "__main__":
