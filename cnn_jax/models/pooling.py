@@ -93,9 +93,9 @@ def _max_pool_bwd(window, strides, pads, residuals, g):
     hp, wp = h + t + b, w + l + r
     ho, wo = g.shape[1:3]
     sh, sw = strides
-    # Overlapping windows' shares are summed in float32 and rounded once: a bfloat16 sum
-    # rounds after every offset, which XLA's CPU backend does with slow scalar code (0.75 s
-    # for the stem's pool gradient at batch 32, against 0.07 s in float32).
+    # Overlapping windows' shares are summed in float32 and rounded once: summed in bfloat16,
+    # rounding after every offset, the stem's pool gradient in a ResNet-18 step (b32) took
+    # 0.75 s on XLA's CPU backend; now 0.26-0.31 s (0.04 s in a float32 step).
     dtype, g = g.dtype, g.astype(jnp.promote_types(g.dtype, jnp.float32))
     zero = jnp.zeros((), g.dtype)
     dxp = jnp.zeros((n, hp, wp, c), g.dtype)
