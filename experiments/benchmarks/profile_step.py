@@ -117,17 +117,20 @@ def main():
     p.add_argument("model")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--dtype", default="float32")
-    p.add_argument("--conv-impl", default="xla", choices=BACKENDS)
+    # auto: the training defaults for this platform (cnn_jax/models/impls.py), as `cnn-jax bench`.
+    p.add_argument("--conv-impl", default="auto", choices=("auto",) + BACKENDS)
     p.add_argument("--num-classes", type=int, default=1000)
-    p.add_argument("--bn-impl", default="flax", choices=batchnorm.IMPLS)
-    p.add_argument("--pool-impl", default="xla", choices=pooling.IMPLS)
+    p.add_argument("--bn-impl", default="auto", choices=("auto",) + batchnorm.IMPLS)
+    p.add_argument("--pool-impl", default="auto", choices=("auto",) + pooling.IMPLS)
     p.add_argument("--devices", type=int, default=1, help="CPU devices the batch is split over (summed op times)")
     a = p.parse_args()
     jax.config.update("jax_num_cpu_devices", a.devices)
-    impl = {"conv_impl": a.conv_impl, "bn_impl": a.bn_impl, "pool_impl": a.pool_impl}
+    impl = impls.resolve({"conv_impl": a.conv_impl, "bn_impl": a.bn_impl, "pool_impl": a.pool_impl},
+                         jax.default_backend())
     totals, wall_ms = profile(*compiled_step(a.model, a.batch_size, a.dtype, impl, a.num_classes, a.devices))
     total = sum(totals.values())
-    print(f"| {a.model} b{a.batch_size} {a.dtype} conv_impl={a.conv_impl} bn_impl={a.bn_impl} pool_impl={a.pool_impl} devices={a.devices} | ms/step | share |")
+    choices = " ".join(f"{k}={v}" for k, v in impl.items())
+    print(f"| {a.model} b{a.batch_size} {a.dtype} {choices} devices={a.devices} | ms/step | share |")
     print("|---|---:|---:|")
     for name, ms in totals.most_common():
         print(f"| {name} | {ms:.0f} | {100 * ms / total:.1f}% |")
