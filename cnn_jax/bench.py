@@ -17,9 +17,8 @@ import numpy as np
 import optax
 
 from cnn_jax import models
-from cnn_jax.models import batchnorm, impls, pooling
+from cnn_jax.models import impls
 from cnn_jax.config import resolve_dtype
-from cnn_jax.models.conv_gemm import BACKENDS
 from cnn_jax.train import parallel
 from cnn_jax.train.state import create_state
 from cnn_jax.train.steps import make_train_step, zero_train_metrics
@@ -57,11 +56,12 @@ def _flops(stage) -> float:
 
 def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int = 0, steps: int = 5,
           warmup: int = 2, num_classes: int = 1000, num_devices: int = 0, loop: bool = False,
-          conv_impl: str = "auto", bn_impl: str = "auto", pool_impl: str = "auto") -> dict:
+          impl: dict | None = None) -> dict:
+    """`impl`: the implementation switches (cnn_jax/models/impls.py); absent ones `auto`, the
+    training defaults' choice for this platform (cnn_jax.config.resolve_for_platform)."""
     spec = models.get_spec(name)
-    # The training defaults' `auto` choices (cnn_jax.config.resolve_for_platform).
     platform = jax.default_backend()
-    impl = impls.resolve({"conv_impl": conv_impl, "bn_impl": bn_impl, "pool_impl": pool_impl}, platform)
+    impl = impls.resolve({**{key: "auto" for key in impls.KEYS}, **(impl or {})}, platform)
     dtype = resolve_dtype(dtype, platform)
     size = input_size or spec.input_size
     mesh = parallel.make_mesh(num_devices, (batch_size,))
@@ -145,18 +145,10 @@ def main(argv: list) -> int:
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--num-devices", type=int, default=0)
     p.add_argument("--loop", action="store_true", help="also time the training loop's machinery")
-    p.add_argument("--conv-impl", default="auto", choices=("auto",) + BACKENDS,
-                   help="xla: XLA's convolutions; gemm: 1x1 convolutions as matmuls; onednn: every "
-                        "convolution through oneDNN (CPU); auto: onednn on CPU where it builds, else "
-                        "gemm; xla elsewhere")
-    p.add_argument("--bn-impl", default="auto", choices=("auto",) + batchnorm.IMPLS,
-                   help="flax: flax's BatchNorm; sums: from per-channel sums; auto: sums on CPU only")
-    p.add_argument("--pool-impl", default="auto", choices=("auto",) + pooling.IMPLS,
-                   help="xla: JAX's max-pool gradient; offsets: by the window offsets saved in the "
-                        "forward pass; auto: offsets on CPU only")
+    impls.add_flags(p)
     a = p.parse_args(argv)
     r = bench(a.model, a.batch_size, a.dtype, a.input_size, a.steps, a.warmup, a.num_classes, a.num_devices, a.loop,
-              a.conv_impl, a.bn_impl, a.pool_impl)
+              {key: getattr(a, key) for key in impls.KEYS})
     print(f"{r['model']} batch {r['batch_size']} {r['dtype']} ({r['conv_impl']} convs, {r['bn_impl']} BN, {r['pool_impl']} pooling) at {r['input_size']}px on {r['device']} x{r['devices']}: "
           f"train {r['train_img_per_s']:.2f} img/s, inference {r['infer_img_per_s']:.2f} img/s, "
           f"compile {r['compile_s']:.1f} s, {r['step_gflop']:.1f} GFLOP/step, MFU {100 * r['mfu']:.1f}% "

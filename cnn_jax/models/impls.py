@@ -10,12 +10,31 @@ from cnn_jax.models import batchnorm, conv_gemm, pooling
 _SWITCHES = ((conv_gemm.SWITCH, conv_gemm.resolve), (batchnorm.SWITCH, batchnorm.resolve),
              (pooling.SWITCH, pooling.resolve))
 KEYS = tuple(switch.key for switch, _ in _SWITCHES)
+# What each choice means, for command-line help.
+_HELP = {"conv_impl": "xla: XLA's convolutions; gemm: 1x1 convolutions as matmuls; onednn: every "
+                      "convolution through oneDNN (CPU); auto: onednn on CPU where it builds, else "
+                      "gemm; xla elsewhere",
+         "bn_impl": "flax: flax's BatchNorm; sums: from per-channel sums; auto: sums on CPU only",
+         "pool_impl": "xla: JAX's max-pool gradient; offsets: by the window offsets saved in the "
+                      "forward pass; auto: offsets on CPU only"}
 
 
 def resolve(choices, platform: str) -> dict:
     """{key: choice} for every switch: `auto` as this platform's choice, a missing key as the
     switch's default (XLA's or flax's own form). `choices` is a dict or a ConfigDict."""
     return {s.key: resolve_one(choices.get(s.key, s.choices[0]), platform) for s, resolve_one in _SWITCHES}
+
+
+def add_flags(parser):
+    """--conv-impl, --bn-impl, --pool-impl on an argparse parser, each defaulting to auto."""
+    for switch, _ in _SWITCHES:
+        parser.add_argument("--" + switch.key.replace("_", "-"), default="auto",
+                            choices=("auto",) + switch.choices, help=_HELP[switch.key])
+
+
+def from_flags(args, platform: str) -> dict:
+    """The parsed flags of add_flags, resolved for `platform`."""
+    return resolve(vars(args), platform)
 
 
 @contextlib.contextmanager

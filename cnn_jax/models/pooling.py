@@ -13,7 +13,8 @@ once, for the maximum and for the first window offset that holds it, kept as an 
 output. The backward pass scatters the cotangent by those offsets: one interior-padded
 copy per offset, summed, all elementwise. The first maximum in row-major window order
 receives the gradient, as in XLA's select-and-scatter and PyTorch. Values equal JAX's, the
-input gradient to float32 summation order (tests/test_pooling.py).
+input gradient to float32 summation order; in bfloat16 the overlapping shares are summed in
+float32 and rounded once, where JAX rounds after each (tests/test_pooling.py).
 """
 
 import functools

@@ -30,8 +30,7 @@ import numpy as np
 import optax
 
 from cnn_jax import models
-from cnn_jax.models import batchnorm, impls, pooling
-from cnn_jax.models.conv_gemm import BACKENDS
+from cnn_jax.models import impls
 from cnn_jax.train import parallel
 from cnn_jax.train.state import create_state
 from cnn_jax.train.steps import make_train_step, zero_train_metrics
@@ -117,16 +116,12 @@ def main():
     p.add_argument("model")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--dtype", default="float32")
-    # auto: the training defaults for this platform (cnn_jax/models/impls.py), as `cnn-jax bench`.
-    p.add_argument("--conv-impl", default="auto", choices=("auto",) + BACKENDS)
     p.add_argument("--num-classes", type=int, default=1000)
-    p.add_argument("--bn-impl", default="auto", choices=("auto",) + batchnorm.IMPLS)
-    p.add_argument("--pool-impl", default="auto", choices=("auto",) + pooling.IMPLS)
+    impls.add_flags(p)  # auto: the training defaults for this platform, as `cnn-jax bench`
     p.add_argument("--devices", type=int, default=1, help="CPU devices the batch is split over (summed op times)")
     a = p.parse_args()
     jax.config.update("jax_num_cpu_devices", a.devices)
-    impl = impls.resolve({"conv_impl": a.conv_impl, "bn_impl": a.bn_impl, "pool_impl": a.pool_impl},
-                         jax.default_backend())
+    impl = impls.from_flags(a, jax.default_backend())
     totals, wall_ms = profile(*compiled_step(a.model, a.batch_size, a.dtype, impl, a.num_classes, a.devices))
     total = sum(totals.values())
     choices = " ".join(f"{k}={v}" for k, v in impl.items())

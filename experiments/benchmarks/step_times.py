@@ -1,4 +1,5 @@
-"""Each training step's time, ours, for one model, batch and dtype (CPU defaults otherwise).
+"""Each training step's time, ours, for one model, batch and dtype (the training defaults'
+implementations unless --conv-impl/--bn-impl/--pool-impl say otherwise).
 
     python experiments/benchmarks/step_times.py resnet18 --batch-size 32 --dtype bfloat16
 
@@ -25,8 +26,9 @@ def main():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--steps", type=int, default=6)
+    impls.add_flags(p)
     a = p.parse_args()
-    impl = impls.resolve({k: "auto" for k in impls.KEYS}, "cpu")
+    impl = impls.from_flags(a, jax.default_backend())
     compiled, state, batch, metrics = compiled_step(a.model, a.batch_size, a.dtype, impl, 1000)
     holder = [state, metrics]
 
