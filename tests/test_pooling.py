@@ -65,10 +65,10 @@ def test_bfloat16_gradient_is_the_float32_sum_rounded_once(window, strides, padd
     fn = lambda x: pooling.max_pool(x, window, strides, padding)
     x16 = (X * 1.37).astype(jnp.bfloat16)  # off the grid of halves, still with ties
     g16 = jax.random.normal(jax.random.key(1), jax.eval_shape(fn, x16).shape, jnp.bfloat16)
+    value_and_grad = jax.jit(lambda x, g: (fn(x), jax.vjp(fn, x)[1](g)[0]))  # traced per dtype
     with pooling.pool_impl("offsets"):
-        y16, grad16 = jax.jit(lambda x, g: (fn(x), jax.vjp(fn, x)[1](g)[0]))(x16, g16)
-        y32, grad32 = jax.jit(lambda x, g: (fn(x), jax.vjp(fn, x)[1](g)[0]))(
-            x16.astype(jnp.float32), g16.astype(jnp.float32))
+        y16, grad16 = value_and_grad(x16, g16)
+        y32, grad32 = value_and_grad(x16.astype(jnp.float32), g16.astype(jnp.float32))
     assert y16.dtype == grad16.dtype == jnp.bfloat16
     np.testing.assert_array_equal(y16.astype(jnp.float32), y32)
     np.testing.assert_array_equal(grad16, grad32.astype(jnp.bfloat16))
