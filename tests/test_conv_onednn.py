@@ -5,6 +5,7 @@ bfloat16, a whole MobileNet, a training trajectory); here: what the path is made
 shim built and cached, the calls in the program), that it repeats itself exactly, vmap,
 a whole ResNet-20's gradients, and one-sentence refusals where it cannot run."""
 
+import ctypes
 import re
 
 import jax
@@ -24,8 +25,13 @@ NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def _conv(x, w, strides=(1, 1), padding="SAME"):
+    return _conv_grouped(x, w, strides, padding)
+
+
+def _conv_grouped(x, w, strides=(1, 1), padding="SAME", groups=1):
     dn = lax.conv_dimension_numbers(x.shape, w.shape, NHWC)
-    return conv_gemm.conv_general_dilated(x, w, strides, padding, dimension_numbers=dn)
+    return conv_gemm.conv_general_dilated(x, w, strides, padding, dimension_numbers=dn,
+                                          feature_group_count=groups)
 
 
 @needs_onednn
@@ -71,6 +77,33 @@ def test_grouped_and_depthwise_convolutions_equal_xla(channels, groups, out, str
         got = step(x, w)
     for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+
+
+@needs_onednn
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_depthwise_convolutions_run_in_onednns_depthwise_kernels(capfd, dtype):
+    # oneDNN's own dispatch gives a strided bfloat16 depthwise input gradient to a general
+    # brgemm kernel: MobileNet's took 17-35 ms there against 1.5 ms in jit_dw.
+    x, w = jnp.ones((2, 14, 14, 24), dtype), jnp.ones((3, 3, 1, 24), dtype)
+
+    def loss(x, w):
+        y = _conv_grouped(x, w, (2, 2), groups=24)
+        return jnp.sum(y.astype(jnp.float32) ** 2)
+
+    with conv_gemm.conv_backend("onednn"):
+        step = jax.jit(jax.grad(loss, (0, 1)))
+        dnnl = ctypes.CDLL("libdnnl.so.3")  # the shim's, already loaded: found by its soname
+        capfd.readouterr()
+        dnnl.dnnl_set_verbose(1)
+        try:
+            jax.block_until_ready(step(x, w))
+        finally:
+            dnnl.dnnl_set_verbose(0)
+    runs = [line.split(",exec,cpu,convolution,")[1].split(",")
+            for line in capfd.readouterr().out.splitlines() if ",exec,cpu,convolution," in line]
+    kernels = {fields[1]: fields[0] for fields in runs}  # propagation kind -> implementation
+    assert sorted(kernels) == ["backward_data", "backward_weights", "forward_training"], runs
+    assert all("dw:" in kernel for kernel in kernels.values()), kernels
 
 
 @needs_onednn
