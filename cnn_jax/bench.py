@@ -149,7 +149,7 @@ def main(argv: list) -> int:
     a = p.parse_args(argv)
     r = bench(a.model, a.batch_size, a.dtype, a.input_size, a.steps, a.warmup, a.num_classes, a.num_devices, a.loop,
               {key: getattr(a, key) for key in impls.KEYS})
-    print(f"{r['model']} batch {r['batch_size']} {r['dtype']} ({r['conv_impl']} convs, {r['bn_impl']} BN, {r['pool_impl']} pooling) at {r['input_size']}px on {r['device']} x{r['devices']}: "
+    print(f"{r['model']} batch {r['batch_size']} {r['dtype']} ({r['conv_impl']} convs, {r['bn_impl']} BN, {r['pool_impl']} pooling, {r['dense_impl']} dense) at {r['input_size']}px on {r['device']} x{r['devices']}: "
           f"train {r['train_img_per_s']:.2f} img/s, inference {r['infer_img_per_s']:.2f} img/s, "
           f"compile {r['compile_s']:.1f} s, {r['step_gflop']:.1f} GFLOP/step, MFU {100 * r['mfu']:.1f}% "
           f"of a {r['peak_gflop_per_s']:.0f} GFLOP/s matmul peak")

@@ -21,7 +21,8 @@ from cnn_jax.models import impls
 # Keys that may differ between a run and its resumption: they change how a run is
 # watched or stored, not what it computes.
 RESUMABLE_KEYS = {"log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "eval_every_steps",
-                  "data.num_parallel_calls", "progress_bar", "conv_impl", "bn_impl", "pool_impl"}
+                  "data.num_parallel_calls", "progress_bar", "conv_impl", "bn_impl", "pool_impl",
+                  "dense_impl"}
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -59,6 +60,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.conv_impl = "auto"                  # xla | gemm (1x1 as matmuls) | onednn (all through oneDNN) | auto (CPU: onednn, else gemm)
     c.bn_impl = "auto"                    # flax | sums (BatchNorm from per-channel sums) | auto (sums on CPU only)
     c.pool_impl = "auto"                  # xla | offsets (max pooling's gradient by saved window offsets) | auto (offsets on CPU only)
+    c.dense_impl = "auto"                 # xla | explicit (dense weight gradients as x^T g, models/dense.py) | auto (explicit on CPU only)
     c.optimizer = ml_collections.ConfigDict(dict(
         name="sgd",                       # sgd | rmsprop | adamw
         lr=0.1,                           # base learning rate for the global batch

@@ -46,7 +46,7 @@ from typing import Callable, NamedTuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnn_jax.models.layers import Conv, LRN, adaptive_avg_pool, max_pool, max_pool_ceil
+from cnn_jax.models.layers import Conv, Dense, LRN, adaptive_avg_pool, max_pool, max_pool_ceil
 from cnn_jax.models.registry import register
 
 
@@ -101,11 +101,11 @@ class AlexNet(nn.Module):
         first_fc = len(self.convs) + 1
         for j, width in enumerate(self.fc_features, start=first_fc):
             x = drop(x) if self.dropout_on_inputs else x
-            x = nn.relu(nn.Dense(width, kernel_init=self.kernel_init,
+            x = nn.relu(Dense(width, kernel_init=self.kernel_init,
                                  bias_init=nn.initializers.constant(self.fc_bias),
                                  dtype=self.dtype, name=f"fc{j}")(x))
             x = x if self.dropout_on_inputs else drop(x)
-        x = nn.Dense(self.num_classes, kernel_init=self.kernel_init, dtype=self.dtype,
+        x = Dense(self.num_classes, kernel_init=self.kernel_init, dtype=self.dtype,
                      name=f"fc{first_fc + len(self.fc_features)}")(x)
         return x.astype(jnp.float32)
 

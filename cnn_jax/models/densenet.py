@@ -35,7 +35,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.models.batchnorm import BatchNorm
-from cnn_jax.models.layers import Conv, ConvBN, global_avg_pool, he_normal_fan_out, max_pool
+from cnn_jax.models.layers import Conv, ConvBN, Dense, global_avg_pool, he_normal_fan_out, max_pool
 from cnn_jax.models.registry import register
 
 # depth: (growth rate k, stem width, dense layers per block)
@@ -112,7 +112,7 @@ class DenseNet(nn.Module):
                 x = Transition(bn, self.dtype, name=f"pool{stage}")(x, train)
         x = nn.relu(bn(name="bn")(x, use_running_average=not train))
         x = global_avg_pool(x)
-        x = nn.Dense(self.num_classes, dtype=self.dtype, name="predictions")(x)
+        x = Dense(self.num_classes, dtype=self.dtype, name="predictions")(x)
         return x.astype(jnp.float32)
 
 

@@ -68,7 +68,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.errors import UserError
-from cnn_jax.models.layers import Conv, ConvBN, LRN, adaptive_avg_pool, global_avg_pool, max_pool, max_pool_ceil
+from cnn_jax.models.layers import Conv, ConvBN, Dense, LRN, adaptive_avg_pool, global_avg_pool, max_pool, max_pool_ceil
 from cnn_jax.models.registry import register
 
 AUX_LOSS_WEIGHT = 0.3  # Sec. 5: each auxiliary loss is added with weight 0.3 during training
@@ -174,10 +174,10 @@ class AuxHead(nn.Module):
         x = conv_relu(x, 128, 1, name="conv", dtype=self.dtype, variant=self.variant, train=train,
                       bn_group_size=self.bn_group_size)
         x = x.reshape(x.shape[0], -1)
-        x = nn.relu(nn.Dense(1024, kernel_init=self.variant.kernel_init,
+        x = nn.relu(Dense(1024, kernel_init=self.variant.kernel_init,
                              bias_init=self.variant.bias_init, dtype=self.dtype, name="fc")(x))
         x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
-        return nn.Dense(self.num_classes, kernel_init=self.variant.classifier_init,
+        return Dense(self.num_classes, kernel_init=self.variant.classifier_init,
                         dtype=self.dtype, name="classifier")(x)
 
 
@@ -217,7 +217,7 @@ class GoogLeNet(nn.Module):
                 aux.append(head(x, train).astype(jnp.float32))
         x = global_avg_pool(x)
         x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
-        logits = nn.Dense(self.num_classes, kernel_init=v.classifier_init, dtype=self.dtype,
+        logits = Dense(self.num_classes, kernel_init=v.classifier_init, dtype=self.dtype,
                           name="classifier")(x).astype(jnp.float32)
         return (logits, *aux) if aux else logits
 

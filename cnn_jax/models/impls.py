@@ -1,14 +1,14 @@
-"""The implementation switches as one set: conv_impl, bn_impl and pool_impl are resolved for a
+"""The implementation switches as one set: conv_impl, bn_impl, pool_impl and dense_impl are resolved for a
 platform, traced with, and wrapped around a model's apply function together, so that a new
 switch is one entry here rather than one more line in every place that builds a step."""
 
 import contextlib
 
-from cnn_jax.models import batchnorm, conv_gemm, pooling
+from cnn_jax.models import batchnorm, conv_gemm, dense, pooling
 
 # Each switch with its resolve function (conv_impl's also refuses onednn where it cannot run).
 _SWITCHES = ((conv_gemm.SWITCH, conv_gemm.resolve), (batchnorm.SWITCH, batchnorm.resolve),
-             (pooling.SWITCH, pooling.resolve))
+             (pooling.SWITCH, pooling.resolve), (dense.SWITCH, dense.resolve))
 KEYS = tuple(switch.key for switch, _ in _SWITCHES)
 # What each choice means, for command-line help.
 _HELP = {"conv_impl": "xla: XLA's convolutions; gemm: 1x1 convolutions as matmuls; onednn: every "
@@ -16,7 +16,10 @@ _HELP = {"conv_impl": "xla: XLA's convolutions; gemm: 1x1 convolutions as matmul
                       "gemm; xla elsewhere",
          "bn_impl": "flax: flax's BatchNorm; sums: from per-channel sums; auto: sums on CPU only",
          "pool_impl": "xla: JAX's max-pool gradient; offsets: by the window offsets saved in the "
-                      "forward pass; auto: offsets on CPU only"}
+                      "forward pass; auto: offsets on CPU only",
+         "dense_impl": "xla: JAX's transpose of the dense layers' product; explicit: their weight "
+                       "gradient as x^T g in the kernel's layout (models/dense.py); auto: explicit on "
+                       "CPU only"}
 
 
 def resolve(choices, platform: str) -> dict:
@@ -26,7 +29,7 @@ def resolve(choices, platform: str) -> dict:
 
 
 def add_flags(parser):
-    """--conv-impl, --bn-impl, --pool-impl on an argparse parser, each defaulting to auto."""
+    """--conv-impl, --bn-impl, --pool-impl, --dense-impl on an argparse parser, each defaulting to auto."""
     for switch, _ in _SWITCHES:
         parser.add_argument("--" + switch.key.replace("_", "-"), default="auto",
                             choices=("auto",) + switch.choices, help=_HELP[switch.key])

@@ -40,7 +40,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.models.inception_v3 import AVG, MAX, STEM, Mixed, Stem, conv
-from cnn_jax.models.layers import Conv, ConvBN, global_avg_pool, he_normal_fan_out
+from cnn_jax.models.layers import Conv, ConvBN, Dense, global_avg_pool, he_normal_fan_out
 from cnn_jax.models.registry import register
 
 MIXED_5B = (("branch_0", (conv(96, 1),)),
@@ -120,7 +120,7 @@ class InceptionResNetV2(nn.Module):
         x = conv(1536, (1, 1), name="conv_7b")(x, train)
         x = global_avg_pool(x)
         x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
-        x = nn.Dense(self.num_classes, dtype=self.dtype, name="predictions")(x)
+        x = Dense(self.num_classes, dtype=self.dtype, name="predictions")(x)
         return x.astype(jnp.float32)
 
 

@@ -53,7 +53,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.errors import UserError
-from cnn_jax.models.layers import ConvBN, global_avg_pool, max_pool
+from cnn_jax.models.layers import ConvBN, Dense, global_avg_pool, max_pool
 from cnn_jax.models.registry import register
 
 
@@ -223,7 +223,7 @@ class AuxHead(nn.Module):
         x = self.conv(768, (5, 5), padding=0, kernel_init=nn.initializers.truncated_normal(0.01),
                       name="conv1")(x, train)
         x = global_avg_pool(x)
-        return nn.Dense(self.num_classes, kernel_init=nn.initializers.truncated_normal(0.001),
+        return Dense(self.num_classes, kernel_init=nn.initializers.truncated_normal(0.001),
                         dtype=self.dtype, name="fc")(x)
 
 
@@ -250,7 +250,7 @@ class InceptionV3(nn.Module):
                 aux = AuxHead(self.num_classes, conv, self.dtype, name="aux")(x, train)
         x = global_avg_pool(x)
         x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
-        x = nn.Dense(self.num_classes, dtype=self.dtype, name="predictions")(x)
+        x = Dense(self.num_classes, dtype=self.dtype, name="predictions")(x)
         if aux is not None:
             return x.astype(jnp.float32), aux.astype(jnp.float32)
         return x.astype(jnp.float32)

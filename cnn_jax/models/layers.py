@@ -16,6 +16,7 @@ import numpy as np
 
 from cnn_jax.models.batchnorm import BatchNorm
 from cnn_jax.models.conv_gemm import conv_general_dilated
+from cnn_jax.models.dense import Dense  # noqa: F401  (the models' dense layer, re-exported)
 from cnn_jax.models.pooling import max_pool
 
 Dtype = Any

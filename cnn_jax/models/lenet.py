@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnn_jax.errors import UserError
-from cnn_jax.models.layers import Conv
+from cnn_jax.models.layers import Conv, Dense
 from cnn_jax.models.registry import register
 
 # Table I: which S2 maps (rows) each C3 map (column) sees.
@@ -164,9 +164,9 @@ class LeNet5(nn.Module):
         x = scaled_tanh(TrainableSubsample(self.dtype, name="S4")(x))
         x = scaled_tanh(Conv(120, (5, 5), name="C5", **conv)(x))
         x = x.reshape(x.shape[0], -1)
-        x = scaled_tanh(nn.Dense(84, kernel_init=paper_uniform_init, dtype=self.dtype, name="F6")(x))
+        x = scaled_tanh(Dense(84, kernel_init=paper_uniform_init, dtype=self.dtype, name="F6")(x))
         if self.head == "softmax":
-            return nn.Dense(self.num_classes, dtype=self.dtype, name="output")(x).astype(jnp.float32)
+            return Dense(self.num_classes, dtype=self.dtype, name="output")(x).astype(jnp.float32)
         return EuclideanRBF(self.num_classes, name="output")(x.astype(jnp.float32))
 
 

@@ -24,7 +24,7 @@ import functools
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnn_jax.models.layers import ConvBN, global_avg_pool, max_pool
+from cnn_jax.models.layers import ConvBN, Dense, global_avg_pool, max_pool
 from cnn_jax.models.registry import register
 
 IMAGENET_DEPTHS = {
@@ -143,7 +143,7 @@ class ResNet(nn.Module):
                               self.zero_init_residual, conv,
                               name=f"stage{i + 1}_block{j + 1}")(x, train)
         x = global_avg_pool(x)
-        x = nn.Dense(self.num_classes, dtype=self.dtype, name="fc")(x)
+        x = Dense(self.num_classes, dtype=self.dtype, name="fc")(x)
         return x.astype(jnp.float32)
 
 

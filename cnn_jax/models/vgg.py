@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 
 from cnn_jax.errors import UserError
+from cnn_jax.models import dense
 from cnn_jax.models.layers import Conv, ConvBN, LRN, adaptive_avg_pool, he_normal_fan_out, max_pool
 from cnn_jax.models.registry import register
 
@@ -86,7 +87,7 @@ class FullyConnected(nn.Module):
         if not self.convolutional:
             if x.ndim == 4 and x.shape[1:3] != (w, w):
                 raise ValueError(f"{self.name} expects a {w}x{w} map, got {x.shape[1:3]}")
-            return x.reshape(x.shape[0], -1) @ kernel + bias
+            return dense.dot_general(x.reshape(x.shape[0], -1), kernel, (((1,), (0,)), ((), ()))) + bias
         if min(x.shape[1:3]) < w:
             raise UserError(f"The fully-convolutional VGG needs a feature map of at least {w}x{w} "
                             f"before {self.name}, got {x.shape[1]}x{x.shape[2]}; use inputs of "

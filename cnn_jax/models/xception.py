@@ -37,7 +37,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.models.batchnorm import BatchNorm
-from cnn_jax.models.layers import Conv, global_avg_pool, he_normal_fan_out, max_pool
+from cnn_jax.models.layers import Conv, Dense, global_avg_pool, he_normal_fan_out, max_pool
 from cnn_jax.models.registry import register
 
 # (separable conv widths, residual projection); middle flow = 8 identical blocks.
@@ -122,7 +122,7 @@ class Xception(nn.Module):
             x = nn.relu(bn(name=f"block14_sepconv{i}_bn")(x, use_running_average=not train))
         x = global_avg_pool(x)
         x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
-        x = nn.Dense(self.num_classes, dtype=self.dtype, name="predictions")(x)
+        x = Dense(self.num_classes, dtype=self.dtype, name="predictions")(x)
         return x.astype(jnp.float32)
 
 

@@ -6,7 +6,7 @@ one program differed by up to 20% here).
     .venv/bin/python experiments/benchmarks/ab_step.py resnet18 --batch-size 32 --switch pool_impl=xla,offsets
 
 The other switches keep this machine's CPU defaults (`auto`: conv_impl onednn where it builds,
-bn_impl sums, pool_impl offsets).
+bn_impl sums, pool_impl offsets, dense_impl explicit); --dtype bfloat16 compares bfloat16 steps.
 Prints the median step time and images/s per choice, and their ratio to the first.
 """
 
@@ -29,7 +29,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("model")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--switch", required=True, help="key=choice,choice,... (conv_impl, bn_impl or pool_impl)")
+    p.add_argument("--switch", required=True, help=f"key=choice,choice,... (one of {', '.join(impls.KEYS)})")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--steps", type=int, default=8, help="timed steps per choice, after one untimed")
     p.add_argument("--num-classes", type=int, default=1000)
     a = p.parse_args()
@@ -39,7 +40,7 @@ def main():
     defaults = impls.resolve({k: "auto" for k in impls.KEYS}, "cpu")
     programs = {}
     for choice in choices.split(","):
-        programs[choice] = list(compiled_step(a.model, a.batch_size, "float32", {**defaults, key: choice},
+        programs[choice] = list(compiled_step(a.model, a.batch_size, a.dtype, {**defaults, key: choice},
                                               a.num_classes))
     times = {choice: [] for choice in programs}
     for step in range(a.steps + 1):
@@ -52,7 +53,7 @@ def main():
             if step:
                 times[choice].append(time.perf_counter() - start)
     first = statistics.median(next(iter(times.values())))
-    print(f"| {a.model} b{a.batch_size}, {key} | median ms/step | images/s | speed vs {next(iter(times))} |")
+    print(f"| {a.model} b{a.batch_size} {a.dtype}, {key} | median ms/step | images/s | speed vs {next(iter(times))} |")
     print("|---|---:|---:|---:|")
     for choice, ts in times.items():
         median = statistics.median(ts)
