@@ -107,6 +107,29 @@ def test_depthwise_convolutions_run_in_onednns_depthwise_kernels(capfd, dtype):
 
 
 @needs_onednn
+@pytest.mark.parametrize("name", ["lenet5", "alexnet", "zfnet", "vgg11", "googlenet", "inception_v3",
+                                  "inception_resnet_v2", "xception", "resnet18", "densenet121",
+                                  "mobilenet_v1", "resnet20"])
+def test_every_convolution_of_a_training_step_goes_to_onednn(name):
+    # One model per family, traced at its input size without compiling: a layer that calls
+    # lax's convolution itself (LeNet-5's C3 did until session 8) would stay XLA's.
+    spec = models.get_spec(name)
+    model = models.create_model(name)
+    image = jax.ShapeDtypeStruct((2, spec.input_size, spec.input_size, spec.in_channels), jnp.float32)
+    rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+    variables = jax.eval_shape(lambda x: model.init(rngs, x, train=True), image)  # with aux heads
+
+    def loss(variables, x):
+        y, _ = model.apply(variables, x, train=True, mutable=["batch_stats"], rngs=rngs)
+        return sum(jnp.sum(jnp.asarray(leaf, jnp.float32)) for leaf in jax.tree.leaves(y))
+
+    with conv_gemm.conv_backend("onednn"):
+        text = jax.jit(jax.grad(loss)).lower(variables, image).as_text()
+    assert "stablehlo.convolution" not in text
+    assert text.count("cnn_jax_onednn_backward_weights") >= 3
+
+
+@needs_onednn
 def test_same_inputs_give_bitwise_the_same_outputs_and_gradients():
     # Resuming a killed run must retrace the uninterrupted one exactly.
     x = jax.random.normal(jax.random.key(0), (4, 15, 15, 8))

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnn_jax.errors import UserError
+from cnn_jax.models.conv_gemm import conv_general_dilated
 from cnn_jax.models.layers import Conv, Dense
 from cnn_jax.models.registry import register
 
@@ -120,8 +121,8 @@ class PartialConv(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (out_maps,))
         dense = jnp.zeros(k * k * in_maps * out_maps, weights.dtype).at[index].set(weights)
         dense = dense.reshape(k, k, in_maps, out_maps).astype(self.dtype)
-        y = jax.lax.conv_general_dilated(x.astype(self.dtype), dense, (1, 1), "VALID",
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        y = conv_general_dilated(x.astype(self.dtype), dense, (1, 1), "VALID",
+                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y + bias.astype(self.dtype)
 
     def count_macs(self, inputs, outputs):

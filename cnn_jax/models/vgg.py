@@ -39,11 +39,10 @@ import functools
 from typing import Callable
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from cnn_jax.errors import UserError
-from cnn_jax.models import dense
+from cnn_jax.models import conv_gemm, dense
 from cnn_jax.models.layers import Conv, ConvBN, LRN, adaptive_avg_pool, he_normal_fan_out, max_pool
 from cnn_jax.models.registry import register
 
@@ -92,8 +91,8 @@ class FullyConnected(nn.Module):
             raise UserError(f"The fully-convolutional VGG needs a feature map of at least {w}x{w} "
                             f"before {self.name}, got {x.shape[1]}x{x.shape[2]}; use inputs of "
                             "at least 224x224 or fully_convolutional=False.")
-        y = jax.lax.conv_general_dilated(x, kernel.reshape(w, w, c, self.features), (1, 1),
-                                         "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        y = conv_gemm.conv_general_dilated(x, kernel.reshape(w, w, c, self.features), (1, 1),
+                                           "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y + bias
 
     def count_macs(self, inputs, outputs):
