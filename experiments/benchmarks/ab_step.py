@@ -1,9 +1,10 @@
-"""Two (or more) choices of one implementation switch, compared in one process: each train
+"""Two (or more) choices of one implementation switch (or of the compute dtype), compared in one process: each train
 step is compiled once per choice and the programs take turns, step by step, so that a shared
 machine's slow and fast phases fall on all of them alike (separate `cnn-jax bench` runs of
 one program differed by up to 20% here).
 
     .venv/bin/python experiments/benchmarks/ab_step.py resnet18 --batch-size 32 --switch pool_impl=xla,offsets
+    .venv/bin/python experiments/benchmarks/ab_step.py alexnet --batch-size 8 --switch dtype=float32,bfloat16
 
 The other switches keep this machine's CPU defaults (`auto`: conv_impl onednn where it builds,
 bn_impl sums, pool_impl offsets, dense_impl explicit); --dtype bfloat16 compares bfloat16 steps.
@@ -29,19 +30,20 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("model")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--switch", required=True, help=f"key=choice,choice,... (one of {', '.join(impls.KEYS)})")
+    p.add_argument("--switch", required=True,
+                   help=f"key=choice,choice,... (one of {', '.join(impls.KEYS)}, or dtype=float32,bfloat16)")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--steps", type=int, default=8, help="timed steps per choice, after one untimed")
     p.add_argument("--num-classes", type=int, default=1000)
     a = p.parse_args()
     key, choices = a.switch.split("=")
-    if key not in impls.KEYS:
-        p.error(f"--switch takes one of {', '.join(impls.KEYS)}")
+    if key not in impls.KEYS + ("dtype",):
+        p.error(f"--switch takes one of {', '.join(impls.KEYS)} or dtype")
     defaults = impls.resolve({k: "auto" for k in impls.KEYS}, "cpu")
     programs = {}
     for choice in choices.split(","):
-        programs[choice] = list(compiled_step(a.model, a.batch_size, a.dtype, {**defaults, key: choice},
-                                              a.num_classes))
+        dtype, impl = (choice, defaults) if key == "dtype" else (a.dtype, {**defaults, key: choice})
+        programs[choice] = list(compiled_step(a.model, a.batch_size, dtype, impl, a.num_classes))
     times = {choice: [] for choice in programs}
     for step in range(a.steps + 1):
         for choice, program in programs.items():
@@ -53,7 +55,7 @@ def main():
             if step:
                 times[choice].append(time.perf_counter() - start)
     first = statistics.median(next(iter(times.values())))
-    print(f"| {a.model} b{a.batch_size} {a.dtype}, {key} | median ms/step | images/s | speed vs {next(iter(times))} |")
+    print(f"| {a.model} b{a.batch_size}{'' if key == 'dtype' else ' ' + a.dtype}, {key} | median ms/step | images/s | speed vs {next(iter(times))} |")
     print("|---|---:|---:|---:|")
     for choice, ts in times.items():
         median = statistics.median(ts)

@@ -26,6 +26,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps before the timed ones")
     impls.add_flags(p)
     a = p.parse_args()
     impl = impls.from_flags(a, jax.default_backend())
@@ -36,7 +37,7 @@ def main():
         holder[0], holder[1] = compiled(holder[0], batch, holder[1])
         jax.block_until_ready(holder[1])
 
-    print(report(f"ours {a.model} b{a.batch_size} {a.dtype}", time_steps(step, a.steps)))
+    print(report(f"ours {a.model} b{a.batch_size} {a.dtype}", time_steps(step, a.steps, a.warmup)))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps before the timed ones")
     p.add_argument("--bench-dir", default=os.path.join(os.path.dirname(__file__), "../../../shared/bench"))
     a = p.parse_args()
     sys.path.insert(0, a.bench_dir)
@@ -40,7 +41,7 @@ def main():
         loss.backward()
         opt.step()
 
-    print(report(f"torch resnet{a.depth} b{a.batch} {a.dtype}", time_steps(step, a.steps)))
+    print(report(f"torch resnet{a.depth} b{a.batch} {a.dtype}", time_steps(step, a.steps, a.warmup)))
 
 
 if __name__ == "__main__":
