@@ -1,6 +1,6 @@
-"""The implementation switches as one set: conv_impl, bn_impl, pool_impl and dense_impl are resolved for a
-platform, traced with, and wrapped around a model's apply function together, so that a new
-switch is one entry here rather than one more line in every place that builds a step."""
+"""The implementation switches as one set: conv_impl, bn_impl, pool_impl and dense_impl are
+resolved for a platform, traced with, and wrapped around a model's apply function together, so
+that a new switch is one entry here rather than one more line in every place that builds a step."""
 
 import contextlib
 
@@ -29,7 +29,7 @@ def resolve(choices, platform: str) -> dict:
 
 
 def add_flags(parser):
-    """--conv-impl, --bn-impl, --pool-impl, --dense-impl on an argparse parser, each defaulting to auto."""
+    """--conv-impl, --bn-impl, --pool-impl, --dense-impl on an argparse parser, each `auto` by default."""
     for switch, _ in _SWITCHES:
         parser.add_argument("--" + switch.key.replace("_", "-"), default="auto",
                             choices=("auto",) + switch.choices, help=_HELP[switch.key])
