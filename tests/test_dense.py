@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from cnn_jax.models import dense
+from cnn_jax.models import conv_gemm, dense
 
 
 def _dense_and_loss(dtype):
@@ -26,11 +26,11 @@ def _under(impl, fn, *args):
 
 
 def test_the_explicit_vjp_is_the_product_rule():
-    # float32 operands straight into `matmul`, against lax's dot and its transpose.
+    # float32 operands straight into `conv_gemm.matmul`, against lax's dot and its transpose.
     x = jax.random.normal(jax.random.key(0), (7, 24))
     w = jax.random.normal(jax.random.key(1), (24, 16))
     f = lambda mm: jax.jit(jax.value_and_grad(lambda x, w: jnp.sum(jnp.sin(mm(x, w))), (0, 1)))
-    got, want = f(dense.matmul)(x, w), f(lambda x, w: x @ w)(x, w)
+    got, want = f(conv_gemm.matmul)(x, w), f(lambda x, w: x @ w)(x, w)
     for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
 

@@ -66,20 +66,22 @@ def conv1x1(x, w, strides):
     sh, sw = strides
     if sh > 1 or sw > 1:
         x = x[:, ::sh, ::sw]
-    return pixel_matmul(x, w[0, 0])
+    return matmul(x, w[0, 0])
 
 
 @jax.custom_vjp
-def pixel_matmul(x, w):
-    """x (N, H, W, C) @ w (C, O) with float32 accumulation."""
+def matmul(x, w):
+    """x (..., C) @ w (C, O) with float32 accumulation, rounded once to x's dtype. Its VJP
+    computes the weight gradient as x^T g in w's own (C, O) layout: the 1x1 convolutions'
+    product over the pixels, and the dense layers' (models/dense.py)."""
     return _dot(x, w, x.dtype)
 
 
-def _pixel_matmul_fwd(x, w):
+def _matmul_fwd(x, w):
     return _dot(x, w, x.dtype), (x, w)
 
 
-def _pixel_matmul_bwd(residuals, g):
+def _matmul_bwd(residuals, g):
     x, w = residuals
     # The weight gradient x^T g contracts over the pixels, so XLA lays one operand out
     # channels-major; left alone it fuses that transposition into the producer of g
@@ -87,13 +89,12 @@ def _pixel_matmul_bwd(residuals, g):
     # ResNet-50's step. Materialising g first moves it to a separate copy: 1.25x per step.
     g = lax.optimization_barrier(g)
     dx = lax.dot_general(g, w, (((g.ndim - 1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
-    n = x.shape[0] * x.shape[1] * x.shape[2]
-    dw = lax.dot_general(x.reshape(n, -1), g.reshape(n, -1), (((0,), (0,)), ((), ())),
+    dw = lax.dot_general(x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1]), (((0,), (0,)), ((), ())),
                          preferred_element_type=jnp.float32)
     return dx.astype(x.dtype), dw.astype(w.dtype)
 
 
-pixel_matmul.defvjp(_pixel_matmul_fwd, _pixel_matmul_bwd)
+matmul.defvjp(_matmul_fwd, _matmul_bwd)
 
 
 def _is_nhwc(lhs_shape, rhs_shape, dimension_numbers) -> bool:

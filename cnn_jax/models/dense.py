@@ -8,9 +8,10 @@ element by element inside the optimizer's update. For AlexNet's FC6 (9216 x 4096
 that update took 257 ms instead of 13-21 ms, and bfloat16 trained AlexNet, ZFNet and
 VGG at half their float32 speed.
 
-With `dense_impl` "explicit" a bfloat16 dot has its own VJP: the kernel's gradient is
-`x^T g`, written in the kernel's own (in, out) layout, both products accumulated in float32
-and rounded once to bfloat16, as XLA does (tests/test_dense.py). AlexNet b8 bfloat16, both
+With `dense_impl` "explicit" a bfloat16 dot is `conv_gemm.matmul`, the product the 1x1
+convolutions already used, whose VJP computes the kernel's gradient as `x^T g`, written in
+the kernel's own (in, out) layout, both products accumulated in float32 and rounded once to
+bfloat16, as XLA does (tests/test_dense.py). AlexNet b8 bfloat16, both
 programs in one process taking turns: 725 -> 340 ms a step. Float32 dots stay lax's: XLA
 already does them well, and float32 runs stay bitwise what they were. "auto" takes
 "explicit" on CPU only: GPU/TPU keep JAX's own transpose.
@@ -19,53 +20,26 @@ already does them well, and float32 runs stay bitwise what they were. "auto" tak
 import functools
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 from jax import lax
 
+from cnn_jax.models import conv_gemm
 from cnn_jax.models.switch import TraceSwitch
 
 SWITCH = TraceSwitch("dense_impl", ("xla", "explicit"), on_cpu="explicit")
 resolve = SWITCH.resolve
 
-_FORWARD = (((1,), (0,)), ((), ()))
-
-
-def _product(a, b, dims):
-    return lax.dot_general(a, b, dims, preferred_element_type=jnp.float32).astype(a.dtype)
-
-
-@jax.custom_vjp
-def matmul(x, w):
-    """(m, in) @ (in, out) for operands of one dtype, with the explicit VJP (float32 sums)."""
-    return _product(x, w, _FORWARD)
-
-
-def _matmul_fwd(x, w):
-    return matmul(x, w), (x, w)
-
-
-def _matmul_bwd(residuals, g):
-    x, w = residuals
-    dx = _product(g, w, (((1,), (1,)), ((), ())))
-    dw = _product(x.T, g, _FORWARD)  # (in, m) @ (m, out): already the kernel's layout
-    return dx, dw
-
-
-matmul.defvjp(_matmul_fwd, _matmul_bwd)
-
 
 def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
     """Drop-in for `lax.dot_general` as flax's nn.Dense calls it (the last axis of `lhs`
-    against the first of a 2-D `rhs`): bfloat16 ones through `matmul` under "explicit",
+    against the first of a 2-D `rhs`): bfloat16 ones through `conv_gemm.matmul` under "explicit",
     everything else through lax's."""
     (lc, rc), (lb, rb) = dimension_numbers
     dense = (tuple(lc) == (lhs.ndim - 1,) and tuple(rc) == (0,) and not lb and not rb and rhs.ndim == 2
              and lhs.dtype == rhs.dtype == jnp.bfloat16 and preferred_element_type is None)
     if SWITCH.current() != "explicit" or not dense:
         return lax.dot_general(lhs, rhs, dimension_numbers, precision, preferred_element_type)
-    y = matmul(lhs.reshape(-1, lhs.shape[-1]), rhs)
-    return y.reshape(*lhs.shape[:-1], rhs.shape[1])
+    return conv_gemm.matmul(lhs, rhs)
 
 
 # nn.Dense whose product follows `dense_impl`; every model builds its dense layers with this.
