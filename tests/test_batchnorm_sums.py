@@ -49,6 +49,35 @@ def test_sums_equal_flax_outputs_statistics_and_gradients(variables):
     assert not np.allclose(g0[1], 0)
 
 
+def _float64_gradients(x, params):
+    """d/dscale, d/dbias and d/dx of _forward_and_grads' loss, in float64."""
+    x, r = np.asarray(x, np.float64), np.asarray(R, np.float64)
+    scale, bias = (np.asarray(params[k], np.float64) for k in ("scale", "bias"))
+    axes = (0, 1, 2)
+    inv = 1 / np.sqrt(x.var(axes) + 1e-5)
+    xhat = (x - x.mean(axes)) * inv
+    g = r * (xhat * scale + bias > 0)
+    dx = inv * scale * (g - g.mean(axes) - xhat * (g * xhat).mean(axes))
+    return (g * xhat).sum(axes), g.sum(axes), dx
+
+
+@pytest.mark.parametrize("offset", [10.0, 30.0])
+def test_gradients_of_offset_channels_are_as_accurate_as_flax(variables, offset):
+    # The backward sums g * x uncentred; on channels whose mean is many standard deviations
+    # from zero that cancels, as flax's fast variance already does in the forward pass.
+    # Channel j is shifted by offset * j / 5 standard deviations.
+    x = X + offset * 3.0 * jnp.arange(6.0) / 5
+    want = _float64_gradients(x, variables["params"])
+    errors = {}
+    for impl in batchnorm.IMPLS:
+        _, _, (g_params, g_x) = _forward_and_grads(impl, BatchNorm(momentum=0.9), variables, x)
+        got = (g_params["scale"], g_params["bias"], g_x)
+        errors[impl] = [np.max(np.abs(np.asarray(a, np.float64) - b)) / np.max(np.abs(b)) for a, b in zip(got, want)]
+    assert max(errors["flax"]) > 1e-6  # the cancellation is there to measure
+    for sums, flax_ in zip(errors["sums"], errors["flax"]):
+        assert sums <= 1.5 * flax_ + 1e-6, errors
+
+
 def test_bfloat16_compute_keeps_the_dtype_and_stays_close(variables):
     xb = X.astype(jnp.bfloat16)
     y0, s0, g0 = _forward_and_grads("flax", BatchNorm(momentum=0.9, dtype=jnp.bfloat16), variables, xb)
