@@ -47,7 +47,7 @@ def digits_config(batch=32, **data):
 
 
 def assert_unknown_impl_refused(switch, tmp_path, capsys):
-    """A TraceSwitch (conv_impl, bn_impl, pool_impl) refuses an unknown name in Python (a
+    """A TraceSwitch (conv_impl, bn_impl, pool_impl, dense_impl) refuses an unknown name in Python (a
     UserError) and from the command line (one sentence naming the key, exit status 2)."""
     import pytest
     from conftest import run_cli

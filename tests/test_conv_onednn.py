@@ -24,11 +24,7 @@ needs_onednn = pytest.mark.skipif(conv_onednn.unavailable() is not None,
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
-def _conv(x, w, strides=(1, 1), padding="SAME"):
-    return _conv_grouped(x, w, strides, padding)
-
-
-def _conv_grouped(x, w, strides=(1, 1), padding="SAME", groups=1):
+def _conv(x, w, strides=(1, 1), padding="SAME", groups=1):
     dn = lax.conv_dimension_numbers(x.shape, w.shape, NHWC)
     return conv_gemm.conv_general_dilated(x, w, strides, padding, dimension_numbers=dn,
                                           feature_group_count=groups)
@@ -87,7 +83,7 @@ def test_depthwise_convolutions_run_in_onednns_depthwise_kernels(capfd, dtype):
     x, w = jnp.ones((2, 14, 14, 24), dtype), jnp.ones((3, 3, 1, 24), dtype)
 
     def loss(x, w):
-        y = _conv_grouped(x, w, (2, 2), groups=24)
+        y = _conv(x, w, (2, 2), groups=24)
         return jnp.sum(y.astype(jnp.float32) ** 2)
 
     with conv_gemm.conv_backend("onednn"):

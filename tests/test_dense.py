@@ -70,10 +70,12 @@ def test_auto_is_explicit_on_cpu_only(platform, impl):
     assert resolve_for_platform(base_config(), platform).dense_impl == impl
 
 
-def test_an_unknown_choice_is_refused_in_one_sentence():
+def test_an_unknown_choice_is_refused_in_one_sentence(tmp_path, data_dir, capsys):
     from cnn_jax.errors import UserError
+    from helpers import assert_unknown_impl_refused
     with pytest.raises(UserError, match=r"^Unknown dense_impl 'fast'; use one of xla, explicit\.$"):
         dense.SWITCH.check("fast")
+    assert_unknown_impl_refused(dense.SWITCH, tmp_path, capsys)  # and from the command line
 
 
 def test_other_dot_products_pass_through():

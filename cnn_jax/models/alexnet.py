@@ -102,11 +102,11 @@ class AlexNet(nn.Module):
         for j, width in enumerate(self.fc_features, start=first_fc):
             x = drop(x) if self.dropout_on_inputs else x
             x = nn.relu(Dense(width, kernel_init=self.kernel_init,
-                                 bias_init=nn.initializers.constant(self.fc_bias),
-                                 dtype=self.dtype, name=f"fc{j}")(x))
+                              bias_init=nn.initializers.constant(self.fc_bias),
+                              dtype=self.dtype, name=f"fc{j}")(x))
             x = x if self.dropout_on_inputs else drop(x)
         x = Dense(self.num_classes, kernel_init=self.kernel_init, dtype=self.dtype,
-                     name=f"fc{first_fc + len(self.fc_features)}")(x)
+                  name=f"fc{first_fc + len(self.fc_features)}")(x)
         return x.astype(jnp.float32)
 
 

@@ -127,8 +127,8 @@ def normalize_from_sums(x, scale, bias, epsilon):
     """(x - mean) / sqrt(var + eps) * scale + bias, and the batch mean and variance.
 
     The backward pass is written out: two per-channel sums, sum(g) and sum(g * x), then one
-    elementwise pass for dx. Autodiff of flax's form re-reads the activation more
-    often. x - mean is always formed before scaling (as flax does): on nearly constant
+    elementwise pass for dx. Autodiff of flax's form re-reads the activation more often.
+    x - mean is always formed before scaling (as flax does): on nearly constant
     channels k = scale / sqrt(var + eps) is large, and x * k - mean * k would cancel."""
     return _normalize_fwd(x, scale, bias, epsilon)[0]
 

@@ -175,10 +175,10 @@ class AuxHead(nn.Module):
                       bn_group_size=self.bn_group_size)
         x = x.reshape(x.shape[0], -1)
         x = nn.relu(Dense(1024, kernel_init=self.variant.kernel_init,
-                             bias_init=self.variant.bias_init, dtype=self.dtype, name="fc")(x))
+                          bias_init=self.variant.bias_init, dtype=self.dtype, name="fc")(x))
         x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
         return Dense(self.num_classes, kernel_init=self.variant.classifier_init,
-                        dtype=self.dtype, name="classifier")(x)
+                     dtype=self.dtype, name="classifier")(x)
 
 
 class GoogLeNet(nn.Module):
@@ -218,7 +218,7 @@ class GoogLeNet(nn.Module):
         x = global_avg_pool(x)
         x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)
         logits = Dense(self.num_classes, kernel_init=v.classifier_init, dtype=self.dtype,
-                          name="classifier")(x).astype(jnp.float32)
+                       name="classifier")(x).astype(jnp.float32)
         return (logits, *aux) if aux else logits
 
 

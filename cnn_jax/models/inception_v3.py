@@ -224,7 +224,7 @@ class AuxHead(nn.Module):
                       name="conv1")(x, train)
         x = global_avg_pool(x)
         return Dense(self.num_classes, kernel_init=nn.initializers.truncated_normal(0.001),
-                        dtype=self.dtype, name="fc")(x)
+                     dtype=self.dtype, name="fc")(x)
 
 
 class InceptionV3(nn.Module):

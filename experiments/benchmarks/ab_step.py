@@ -1,7 +1,7 @@
-"""Two (or more) choices of one implementation switch (or of the compute dtype), compared in one process: each train
-step is compiled once per choice and the programs take turns, step by step, so that a shared
-machine's slow and fast phases fall on all of them alike (separate `cnn-jax bench` runs of
-one program differed by up to 20% here).
+"""Two (or more) choices of one implementation switch (or of the compute dtype), compared in
+one process: each train step is compiled once per choice and the programs take turns, step by
+step, so that a shared machine's slow and fast phases fall on all of them alike (separate
+`cnn-jax bench` runs of one program differed by up to 20% here).
 
     .venv/bin/python experiments/benchmarks/ab_step.py resnet18 --batch-size 32 --switch pool_impl=xla,offsets
     .venv/bin/python experiments/benchmarks/ab_step.py alexnet --batch-size 8 --switch dtype=float32,bfloat16
