@@ -30,7 +30,7 @@ def main():
     torch.set_num_threads(os.cpu_count())
     torch.manual_seed(0)
     model = resnet(a.depth).to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)  # as ours and torch_resnet50.py
     x = torch.randn(a.batch, 3, 224, 224).to(memory_format=torch.channels_last)
     y = torch.randint(0, 1000, (a.batch,))
 
