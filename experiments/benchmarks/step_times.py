@@ -27,10 +27,11 @@ def main():
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--warmup", type=int, default=2, help="untimed steps before the timed ones")
+    p.add_argument("--num-classes", type=int, default=1000)
     impls.add_flags(p)
     a = p.parse_args()
     impl = impls.from_flags(a, jax.default_backend())
-    compiled, state, batch, metrics = compiled_step(a.model, a.batch_size, a.dtype, impl, 1000)
+    compiled, state, batch, metrics = compiled_step(a.model, a.batch_size, a.dtype, impl, a.num_classes)
     holder = [state, metrics]
 
     def step():
