@@ -30,6 +30,7 @@ def test_bench_ends_with_one_json_line(capsys):
     assert set(r) >= {"model", "batch_size", "dtype", "device", "train_img_per_s", "infer_img_per_s",
                       "compile_s", "mfu"}
     assert r["model"] == "lenet5" and r["batch_size"] == 8 and r["train_img_per_s"] > 0 and 0 < r["mfu"] < 1
+    assert r["train_img_per_s_fastest"] >= r["train_img_per_s"]  # the fastest of the steps the median is of
 
 
 def test_unknown_command_and_model(capsys):
