@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 7's comparison by steps: ROUNDS alternations of our step (step_times.py) and PyTorch's
 # (torch_step_times.py, channels_last, from a separate venv) for ResNet-50 b16, ResNet-18 b32
-# and the CIFAR ResNet-20 b128, float32, --steps timed steps after --warmup untimed ones.
+# and the CIFAR ResNet-20 b128, float32, STEPS timed steps after the scripts' 2 untimed ones.
 # Prints each program's sorted step times, then PyTorch/ours for the medians and for the
 # fastest steps. The machine is shared: other tenants stretch some steps of either program
 # (their user CPU time per step grows with the wall time), so the fastest step is the steadier
