@@ -14,9 +14,11 @@ from conftest import run_cli
 
 # Every call writes a fresh 64 MB output, over glibc's largest mmap threshold (32 MB). Kept
 # memory first grows to hold the outputs whose frees lag behind dispatch (~10 here), then
-# stops faulting: the warm-up covers that.
+# stops faulting: the warm-up covers that. Even then the kept heap can grow by one output now
+# and then (CI saw 16,384 faults, one output's pages, within five calls on a loaded machine;
+# the cause is not pinned down), so the test counts each call's faults and judges the median.
 _FAULTS_PER_CALL = """
-import json, resource, sys
+import json, resource, statistics
 from cnn_jax.host_memory import keep_freed_memory
 kept = keep_freed_memory()
 import jax, jax.numpy as jnp
@@ -24,11 +26,12 @@ x = jnp.ones((16, 1024, 1024), jnp.float32)
 double = jax.jit(lambda x: x * 2.0)
 for _ in range(30):
     double(x).block_until_ready()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
+faults = []
+for _ in range(15):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     double(x).block_until_ready()
-faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
-print(json.dumps({"kept": kept, "faults": faults, "pages": x.nbytes / resource.getpagesize()}))
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps({"kept": kept, "faults": statistics.median(faults), "pages": x.nbytes / resource.getpagesize()}))
 """
 
 
