@@ -24,7 +24,7 @@ kept = keep_freed_memory()
 import jax, jax.numpy as jnp
 x = jnp.ones((16, 1024, 1024), jnp.float32)
 double = jax.jit(lambda x: x * 2.0)
-for _ in range(30):
+for _ in range(50):
     double(x).block_until_ready()
 faults = []
 for _ in range(15):
