@@ -39,6 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
         recipe="digits",                  # preprocessing recipe (cnn_jax/data/recipes.py)
         image_size=32,                    # training/eval crop size
         channels=0,                       # 0 = as stored; 3 turns grayscale into RGB
+        idx_dir="",                       # folder of mnist/fashion_mnist IDX files ("" = Debian's for fashion_mnist)
         shuffle_buffer=16_384,            # >= the split size gives a full permutation
         cache=True,                       # keep decoded examples in memory (small datasets)
         skip_corrupt=False,               # drop undecodable images (counted in results.json)

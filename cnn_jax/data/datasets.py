@@ -1,5 +1,6 @@
-"""Dataset sources: a TFDS name, the embedded `digits`, `imagenet2012` (manual download)
-or a folder of images in ImageNet layout, all as one `Source`."""
+"""Dataset sources: a TFDS name, the embedded `digits`, `imagenet2012` (manual download),
+`mnist` and `fashion_mnist` (from local IDX files, see `idx/`) or a folder of images in
+ImageNet layout, all as one `Source`."""
 
 import contextlib
 import dataclasses
@@ -18,6 +19,7 @@ except ImportError:  # pragma: no cover
 
 import tensorflow_datasets as tfds  # noqa: E402
 
+from cnn_jax.data.idx import IDX_DATASETS, prepare_from_idx  # noqa: E402
 from cnn_jax.errors import UserError, did_you_mean  # noqa: E402
 
 EVAL_SPLIT_NAMES = ("validation", "val", "test")
@@ -90,8 +92,10 @@ def _folder_builder(root: pathlib.Path):
     return tfds.ImageFolder(str(root))
 
 
-def open_source(name: str, data_dir: str = "", train_split: str = "train", eval_split: str = "") -> Source:
-    """Resolve a dataset name or folder into a prepared TFDS builder and its splits."""
+def open_source(name: str, data_dir: str = "", train_split: str = "train", eval_split: str = "",
+                idx_dir: str = "") -> Source:
+    """Resolve a dataset name or folder into a prepared TFDS builder and its splits.
+    `idx_dir`: the folder of the IDX files of `mnist` or `fashion_mnist` (idx/prepare.py)."""
     path = pathlib.Path(name).expanduser()
     if "/" in name or path.is_dir():
         if not path.is_dir():
@@ -108,7 +112,12 @@ def open_source(name: str, data_dir: str = "", train_split: str = "train", eval_
             _check_imagenet_archives(data_dir)
         with _prepare_lock(data_dir):
             try:
-                tfds.builder(name, data_dir=data_dir).download_and_prepare()
+                if name in IDX_DATASETS:
+                    prepare_from_idx(name, data_dir, idx_dir)
+                else:
+                    tfds.builder(name, data_dir=data_dir).download_and_prepare()
+            except UserError:
+                raise
             except Exception as e:
                 raise UserError(f"Could not prepare dataset {name!r} in {data_dir}: {str(e).splitlines()[0]}; "
                                 "check the network or the manual-download files.") from None

@@ -21,7 +21,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from cnn_jax.data.datasets import Source
-from cnn_jax.data.recipes import recipe_from_config
+from cnn_jax.data.recipes import for_channels, recipe_from_config
 from cnn_jax.errors import UserError
 
 # TF is the input pipeline only: keep it off any accelerator.
@@ -65,9 +65,9 @@ class Pipeline:
 
     def __init__(self, source: Source, config, sharding: Sharding = Sharding()):
         self.source, self.config, self.sharding = source, config, sharding
-        self.recipe = recipe_from_config(config.data)
         self.size = int(config.data.image_size)
         self.channels = int(config.data.channels) or source.image_shape[-1]
+        self.recipe = for_channels(recipe_from_config(config.data), self.channels, source.name)
         self.parallel = tf.data.AUTOTUNE if config.data.num_parallel_calls < 0 else config.data.num_parallel_calls
         self._train_base = self._decoded(source.train_split)
         self._eval_cache = None

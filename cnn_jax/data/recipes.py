@@ -23,18 +23,23 @@ Modern add-ons, off in every paper recipe and available to all of them (`get_rec
 "resnet", randaugment="2,9", mixup_alpha=0.2)`, or the `data.*` config keys of the same
 names through `recipe_from_config`): RandAugment inside `augment`, after the crop and
 flip; Mixup/CutMix on whole batches, which the pipeline applies with `recipe.mixing`.
+
+The RGB statistics of the per-channel normalisations become a grayscale mean/std on
+one-channel images: `for_channels(recipe, channels, dataset)` (channel_stats.py).
 """
 
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 
 from cnn_jax.data import augment as A
 from cnn_jax.data import randaugment as RA
+from cnn_jax.data.channel_stats import PER_CHANNEL, grayscale_stats
 from cnn_jax.data.mixing import Mixing
 from cnn_jax.errors import UserError, did_you_mean
 
-CROPS = ("scale", "rrc", "inception", "resize", "center", "pad")
+CROPS = ("scale", "rrc", "inception", "resize", "center", "pad", "center_pad")
 # data.* config keys that are Recipe fields; None (their default) keeps the recipe's value.
 ADDON_KEYS = ("randaugment", "mixup_alpha", "cutmix_alpha", "mix_prob", "mix_switch_prob")
 COLORS = (None, "inception", "fb_jitter")
@@ -49,6 +54,8 @@ class Recipe:
     # "inception": TF's distorted-bounding-box crop. "resize": the whole image to size^2.
     # "center": shorter side to size, centre crop (no randomness). "pad": zero-pad
     # `pad_pixels` on every side, random size x size crop (the ResNet paper's CIFAR recipe).
+    # "center_pad": the image, unscaled, centred in a size x size zero field (LeNet-5's 28x28
+    # MNIST digits in its 32x32 input; no randomness).
     crop: str = "scale"
     pad_pixels: int = 4
     scale_range: tuple = (256, 256)
@@ -61,6 +68,9 @@ class Recipe:
     color: str | None = None
     lighting_std: float = 0.0
     normalization: str = "imagenet"
+    # ((mean, ...), (std, ...)) per channel on the [0, 1] scale, replacing the normalisation's
+    # RGB statistics; () keeps them. `for_channels` sets it for one-channel images.
+    channel_stats: tuple = ()
     # Test time: shorter side resized to eval_short_side (fixed, e.g. AlexNet 256)
     # or, when None, to size / crop_fraction (256 for 224, 342 for 299), then centre crop.
     eval_short_side: int | None = None
@@ -98,7 +108,7 @@ class Recipe:
 
     def eval_resize(self, size: int) -> int:
         """Shorter side the test image is resized to before the centre size x size crop."""
-        if self.crop in ("resize", "center", "pad"):
+        if self.crop in ("resize", "center", "pad", "center_pad"):
             return size
         if self.eval_short_side is not None:
             return self._px(self.eval_short_side, size)
@@ -117,6 +127,9 @@ class Recipe:
 
     # -- the three entry points ------------------------------------------------
     def normalize(self, x):
+        if self.channel_stats:
+            mean, std = (np.asarray(s, np.float32) for s in self.channel_stats)
+            return (x / np.float32(A.PIXEL_MAX) - mean) / std
         return A.NORMALIZATIONS[self.normalization](x)
 
     def augment(self, image, seed, size: int) -> tf.Tensor:
@@ -154,6 +167,8 @@ class Recipe:
 
     # -- helpers ---------------------------------------------------------------
     def _resized(self, image, short):
+        if self.crop == "center_pad":
+            return tf.image.resize_with_crop_or_pad(A.to_float(image), short, short)
         if self.crop in ("resize", "pad"):
             return A.resize(image, short, short)
         return A.resize_shorter_side(image, short)
@@ -175,6 +190,8 @@ class Recipe:
         if self.crop == "pad":
             p = self.pad_pixels
             return A.random_crop(tf.pad(A.resize(x, size, size), [[p, p], [p, p], [0, 0]]), seed, size)
+        if self.crop == "center_pad":
+            return tf.image.resize_with_crop_or_pad(x, size, size)
         return A.center_crop(A.resize_shorter_side(x, size), size)
 
 
@@ -231,6 +248,9 @@ RECIPES = {r.name: r for r in [
            crop="pad", normalization="imagenet"),
     Recipe("digits", "Small grayscale digits: the whole image resized to size x size, scaled "
            "to [0, 1]; no augmentation.", crop="resize", flip=False, normalization="unit"),
+    Recipe("mnist", "LeNet-5's MNIST input (Sec. II-A): the 28x28 image, unscaled, centred in "
+           "a size x size (32x32) zero field, scaled to [0, 1]; no augmentation.",
+           crop="center_pad", flip=False, normalization="unit"),
     Recipe("none", "No augmentation: shorter side to size, centre crop, scaled to [0, 1].",
            crop="center", flip=False, normalization="unit"),
 ]}
@@ -251,6 +271,18 @@ def get_recipe(name: str, **overrides) -> Recipe:
         raise UserError(f"Recipe {name!r} has no option(s) {unknown}; valid ones are "
                         f"{sorted(fields)}.")
     return dataclasses.replace(RECIPES[name], **overrides) if overrides else RECIPES[name]
+
+
+def for_channels(recipe: Recipe, channels: int, dataset: str = "") -> Recipe:
+    """`recipe` for `channels`-channel images of `dataset`. One channel replaces the RGB
+    statistics of a per-channel normalisation with grayscale ones (channel_stats.py): mean
+    and std for `imagenet`, the mean alone on the 0-255 scale for `caffe`."""
+    if channels != 1 or recipe.normalization not in PER_CHANNEL:
+        return recipe
+    mean, std = grayscale_stats(dataset)
+    if recipe.normalization == "caffe":
+        std = 1.0 / A.PIXEL_MAX
+    return dataclasses.replace(recipe, channel_stats=((mean,), (std,)))
 
 
 def recipe_from_config(data) -> Recipe:

@@ -73,7 +73,8 @@ def build_run(config, num_devices: int = 0) -> Run:
     mesh = parallel.make_mesh(num_devices, batch_sizes)
     parallel.check_batch_divisible(batch_sizes[0], mesh)
     parallel.check_batch_divisible(batch_sizes[1], mesh, "eval_batch_size")
-    source = open_source(config.dataset, config.data_dir, config.train_split, config.eval_split)
+    source = open_source(config.dataset, config.data_dir, config.train_split, config.eval_split,
+                         config.data.get("idx_dir", ""))
     pipeline = Pipeline(source, config, Sharding(jax.process_index(), jax.process_count()))
     spe = steps_per_epoch(pipeline.num_train, int(config.batch_size))  # less skipped corrupt images
     total = total_train_steps(config, spe)
