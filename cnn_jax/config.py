@@ -16,7 +16,7 @@ from ml_collections.config_dict import placeholder
 from absl import flags
 
 from cnn_jax.errors import UserError, did_you_mean
-from cnn_jax.models import impls
+from cnn_jax.layers import impls
 
 # Keys that may differ between a run and its resumption: they change how a run is
 # watched or stored, not what it computes.
@@ -26,7 +26,7 @@ RESUMABLE_KEYS = {"log_every_steps", "checkpoint_every_steps", "keep_checkpoints
 
 
 def base_config() -> ml_collections.ConfigDict:
-    """The keys every config has (DESIGN.md); recipes override the values."""
+    """The keys every config has; recipes override the values."""
     c = ml_collections.ConfigDict()
     c.model = "lenet5"
     c.model_kwargs = ml_collections.ConfigDict()
@@ -61,7 +61,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.conv_impl = "auto"                  # xla | gemm (1x1 as matmuls) | onednn (all through oneDNN) | auto (CPU: onednn, else gemm)
     c.bn_impl = "auto"                    # flax | sums (BatchNorm from per-channel sums) | auto (sums on CPU only)
     c.pool_impl = "auto"                  # xla | offsets (max pooling's gradient by saved window offsets) | auto (offsets on CPU only)
-    c.dense_impl = "auto"                 # xla | explicit (dense weight gradients as x^T g, models/dense.py) | auto (explicit on CPU only)
+    c.dense_impl = "auto"                 # xla | explicit (dense weight gradients as x^T g, cnn_jax/cpu/gemm.py) | auto (explicit on CPU only)
     c.optimizer = ml_collections.ConfigDict(dict(
         name="sgd",                       # sgd | rmsprop | adamw
         lr=0.1,                           # base learning rate for the global batch
@@ -112,9 +112,9 @@ def resolve_dtype(name: str, platform: str) -> str:
 
 def resolve_for_platform(config: ml_collections.ConfigDict, platform: str) -> ml_collections.ConfigDict:
     """Turn the `auto` choices into this platform's: bfloat16 compute on GPU/TPU (their matmul
-    units are built for it; on this project's CPU it was no faster), and on CPU only the
+    units are built for it; on CPU it brings no speed-up, docs/performance.md), and on CPU only the
     convolutions through oneDNN where it builds (else 1x1 ones as matmuls), BatchNorm from
-    per-channel sums and max pooling's gradient by saved window offsets (cnn_jax/models/
+    per-channel sums and max pooling's gradient by saved window offsets (cnn_jax/layers/
     impls.py; on GPU/TPU XLA's own forms are the fast path). Resolved before config.json is
     written, so a workdir records what ran."""
     config.dtype = resolve_dtype(config.dtype, platform)

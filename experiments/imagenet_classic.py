@@ -1,14 +1,14 @@
 """Every classic ImageNet architecture at its paper's recipe (configs/<family>.py), next to
 the number its paper published.
 
-Published: the papers' ILSVRC-2012 validation accuracy (100 - error), from
-../shared/reference/architectures.json; `source` says which table and which test
-protocol. Most papers evaluated more generously than our single centre crop (AlexNet,
-ZFNet and ResNet 10 crops, VGG dense multi-crop with flips, Inception-v3/-ResNet-v2 and
-Xception on the non-blacklisted 48,238 images), so a centre-crop run is expected to land
-somewhat below; `cnn-jax eval --protocol 10crop|dense` repeats the papers' protocols on
-the finished runs. GoogLeNet published no top-1; DenseNet-161's number is from the
-authors' repository, not the paper.
+Published: the papers' ILSVRC-2012 validation accuracy (100 - error), as the architecture
+reference file gives it (its `paper_top1`/`paper_top5`, also in cnn_jax/models/reference.json);
+`source` says which table and which test protocol. Most papers evaluated more generously
+than our single centre crop (AlexNet, ZFNet and ResNet 10 crops, VGG dense multi-crop with
+flips, Inception-v3/-ResNet-v2 and Xception on the non-blacklisted 48,238 images), so a
+centre-crop run is expected to land somewhat below; `cnn-jax eval --protocol 10crop|dense`
+repeats the papers' protocols on the finished runs. GoogLeNet published no top-1;
+DenseNet-161's number is from the authors' repository, not the paper.
 
 Needs ImageNet (`imagenet2012` prepared in TFDS's data_dir from the manual download);
 cannot run offline.

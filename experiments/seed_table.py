@@ -1,7 +1,8 @@
 """The Keras comparison table: the eight ImageNet models of the Keras Applications table,
 each trained with its paper's recipe (configs/), next to the accuracy of the Keras weights.
 
-Published numbers are the Keras column of ../shared/reference (keras-applications README:
+Published numbers are the Keras column of the architecture reference file (`keras_top1`/
+`keras_top5` in cnn_jax/models/reference.json; from the keras-applications README:
 single centre crop on the 50k ILSVRC-2012 validation images, 224 px, 299 px for the
 Inception models), so they compare directly with our centre-crop evaluation. They are not
 the papers' numbers: those used 10-crop or dense evaluation (experiments/imagenet_classic.py).

@@ -1,4 +1,4 @@
-"""Test session set-up: 8 emulated CPU devices (set before JAX is imported anywhere)."""
+"""Set-up for every test: 8 emulated CPU devices (set before JAX is imported anywhere)."""
 
 import os
 
@@ -20,7 +20,7 @@ def root():
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
-    """A TFDS data directory with `digits` prepared once per test session (shared by xdist workers)."""
+    """A TFDS data directory with `digits` prepared once per pytest run (shared by xdist workers)."""
     shared = tmp_path_factory.getbasetemp().parent / "tfds"
     from cnn_jax.data.datasets import open_source
     open_source("digits", str(shared))

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 
 from cnn_jax.config import base_config
-from cnn_jax.evaluate import load_workdir_config
+from cnn_jax.train.evaluate import load_workdir_config
 from cnn_jax.train.checkpoint import Checkpoints
 from cnn_jax.train.loop import build_run
 

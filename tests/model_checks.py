@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from cnn_jax import models
-from cnn_jax.analysis.summary import summarize
+from cnn_jax.report.summary import summarize
 from cnn_jax.models.registry import reference_numbers
 
 

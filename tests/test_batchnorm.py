@@ -1,4 +1,4 @@
-"""Ghost BatchNorm (cnn_jax/models/batchnorm.py): batch statistics over groups of examples,
+"""Ghost BatchNorm (cnn_jax/layers/batchnorm.py): batch statistics over groups of examples,
 the same variables as flax's BatchNorm, one switch for every model."""
 
 import jax
@@ -9,7 +9,7 @@ import flax.linen as nn
 
 from cnn_jax import models
 from cnn_jax.errors import UserError
-from cnn_jax.models.batchnorm import BatchNorm
+from cnn_jax.layers.batchnorm import BatchNorm
 from cnn_jax.models.resnet import ResNet
 
 X = jax.random.normal(jax.random.key(0), (8, 3, 3, 4)) * 3.0 + 1.0

@@ -1,17 +1,16 @@
-"""bn_impl "sums" (cnn_jax/models/batchnorm.py): training-mode BatchNorm from per-channel sums
+"""bn_impl "sums" (cnn_jax/layers/batchnorm.py): training-mode BatchNorm from per-channel sums
 computes flax's function (outputs, running statistics, all gradients) to float rounding."""
 
 import json
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from cnn_jax import models
-from cnn_jax.models import batchnorm
-from cnn_jax.models.batchnorm import BatchNorm
+from cnn_jax.layers import batchnorm
+from cnn_jax.layers.batchnorm import BatchNorm
 
 X = jax.random.normal(jax.random.key(0), (8, 5, 5, 6)) * 3.0 + 1.0
 R = jax.random.normal(jax.random.key(2), X.shape)

@@ -11,10 +11,10 @@ from helpers import train_losses
 def test_bfloat16_loss_curve_stays_close_to_float32(tmp_path, data_dir, capsys):
     # LeNet-5, 80 steps at lr 0.005: the float32 loss falls from 2.34 to 0.41 (top-1 91.7%).
     # bfloat16 rounds activations to 8 mantissa bits, so the curves drift apart a little
-    # (measured with XLA's and with oneDNN's convolutions, seeds 0 and 1: at most 5.5% apart,
+    # (with XLA's and with oneDNN's convolutions, seeds 0 and 1: at most 5.5% apart,
     # top-1 within 1.3 points): every logged loss within 10% + 0.05 of float32's, the same
     # final accuracy to 3 points, and both far below the start. (At lr 0.01 LeNet-5 is at the
-    # edge of stability here, seed 2 diverges in both dtypes, and the two curves differed by
+    # edge of stability here, seed 2 diverges in both dtypes, and the two curves differ by
     # up to 19% for XLA's convolutions and oneDNN's alike: chaos, not bfloat16.)
     common = ["train", "--config", "configs/lenet5.py", "--config.num_train_steps=80",
               "--config.optimizer.lr=0.005", "--config.log_every_steps=10", "--config.eval_every_steps=80",

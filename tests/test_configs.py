@@ -1,4 +1,4 @@
-"""Config files: every documented argument loads with the DESIGN.md keys, the docstrings
+"""Config files: every documented argument loads with the keys every config has, the docstrings
 quote the published numbers of reference.json, bad arguments give one sentence, and each
 `cpu` variant trains for its few steps through `cnn-jax train`."""
 
@@ -33,7 +33,7 @@ ARGS = {
     "resnet": [f"depth={d}{v}" for d in (18, 34, 50, 101, 152) for v in ("", ",v1", ",v1_5")],
     "densenet": [f"depth={d}" for d in (121, 169, 201, 161)],
 }
-# Files written before these rules: their `cpu` variants run for epochs, not 3-5 steps.
+# Their `cpu` variants train for epochs (experiments/digits.py runs them), not 3-5 steps.
 EPOCH_CPU = {"lenet5", "resnet_cifar", "mobilenet_v1"}
 DESIGN_KEYS = ("model", "dataset", "data_dir", "batch_size", "num_epochs", "num_train_steps", "seed", "dtype",
                "optimizer.name", "optimizer.lr", "schedule.name", "log_every_steps", "checkpoint_every_steps")
@@ -145,7 +145,7 @@ TRAIN = [
     pytest.param("mobilenet_v1.py:alpha=0.25,cpu", STEPS, id="mobilenet_v1"),
     pytest.param("googlenet.py:cpu", [], id="googlenet"),
     pytest.param("resnet.py:depth=18,cpu", [], id="resnet18"),
-    # ~50 s; the default suite still traces DenseNet-121 and checks its logits against Keras.
+    # Slow (121 layers); the default suite still traces DenseNet-121 and checks its logits against Keras.
     pytest.param("densenet.py:depth=121,cpu", [], id="densenet121", marks=slow),
     pytest.param("alexnet.py:owt,cpu", [], id="alexnet_owt"),
     pytest.param("alexnet.py:cpu", [], id="alexnet", marks=slow),
@@ -166,8 +166,8 @@ TRAIN = [
 @pytest.mark.parametrize("spec,overrides", TRAIN)
 def test_cpu_variant_trains(spec, overrides, tmp_path, data_dir, capsys):
     # One device: on 8 emulated devices (2 cores) every device repeats the optimizer update and
-    # the checkpoint of replicated parameters, e.g. alexnet_owt (57M parameters) took 172 s
-    # instead of 48 s. The batch sizes are multiples of 8 (checked above), and test_train_loop
+    # the checkpoint of replicated parameters, which multiplies the time a large network such as
+    # alexnet_owt (57M parameters) takes. The batch sizes are multiples of 8 (checked above), and test_train_loop
     # covers 8 devices.
     workdir = tmp_path / "run"
     code, out, err = run_cli(["train", "--config", f"{CONFIGS}/{spec}", "--workdir", workdir, "--num-devices", "1",

@@ -8,8 +8,7 @@ from jax import lax
 
 from cnn_jax import models
 from cnn_jax.errors import UserError
-from cnn_jax.models import conv_gemm
-
+from cnn_jax.layers import conv
 NHWC = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # what nn.Conv passes
 
 
@@ -21,9 +20,9 @@ def _loss(conv, strides, padding, groups=1, rhs_dilation=None):
     return f
 
 
-def _value_and_grads(conv, x, w, *args, backend="xla", **kwargs):
-    with conv_gemm.conv_backend(backend):
-        return jax.jit(jax.value_and_grad(_loss(conv, *args, **kwargs), (0, 1)))(x, w)
+def _value_and_grads(conv_fn, x, w, *args, backend="xla", **kwargs):
+    with conv.conv_backend(backend):
+        return jax.jit(jax.value_and_grad(_loss(conv_fn, *args, **kwargs), (0, 1)))(x, w)
 
 
 # (kernel, stride, padding, input size): ResNet's 1x1s (stride 1 and 2), 3x3s, the 7x7/2 stem,
@@ -34,7 +33,7 @@ CASES = [((1, 1), 1, ((0, 0), (0, 0)), 9), ((1, 1), 2, ((0, 0), (0, 0)), 9), ((3
 
 
 def _skip_without_onednn(backend):
-    from cnn_jax.models import conv_onednn
+    from cnn_jax.cpu import onednn as conv_onednn
     if backend == "onednn" and conv_onednn.unavailable():
         pytest.skip(f"oneDNN cannot run here: {conv_onednn.unavailable()}")
 
@@ -47,7 +46,7 @@ def test_outputs_and_both_gradients_equal_xla(kernel, stride, padding, size, bac
     w = jax.random.normal(jax.random.key(1), kernel + (6, 5)) * 0.3
     args = ((stride, stride), padding)
     want_v, want_g = _value_and_grads(lax.conv_general_dilated, x, w, *args)
-    got_v, got_g = _value_and_grads(conv_gemm.conv_general_dilated, x, w, *args, backend=backend)
+    got_v, got_g = _value_and_grads(conv.conv_general_dilated, x, w, *args, backend=backend)
     np.testing.assert_allclose(got_v, want_v, rtol=1e-5, atol=1e-4)
     for got, want in zip(got_g, want_g):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
@@ -60,7 +59,7 @@ def test_bfloat16_gradients_stay_close_to_xla(backend, kernel, stride):
     w = (jax.random.normal(jax.random.key(1), kernel + (16, 8)) * 0.2).astype(jnp.bfloat16)
     args = ((stride, stride), "SAME")
     _, want = _value_and_grads(lax.conv_general_dilated, x, w, *args)
-    _, got = _value_and_grads(conv_gemm.conv_general_dilated, x, w, *args, backend=backend)
+    _, got = _value_and_grads(conv.conv_general_dilated, x, w, *args, backend=backend)
     for g, r in zip(got, want):
         assert g.dtype == jnp.bfloat16
         scale = float(jnp.max(jnp.abs(r.astype(jnp.float32))))
@@ -73,15 +72,15 @@ def test_grouped_and_dilated_convolutions_fall_back_to_xla():
                       (jax.random.normal(jax.random.key(1), (3, 3, 4, 4)), {"rhs_dilation": (2, 2)})):
         args = ((1, 1), ((2, 2), (2, 2)))
         want = _value_and_grads(lax.conv_general_dilated, x, w, *args, **kwargs)
-        got = _value_and_grads(conv_gemm.conv_general_dilated, x, w, *args, backend="gemm", **kwargs)
+        got = _value_and_grads(conv.conv_general_dilated, x, w, *args, backend="gemm", **kwargs)
         assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), got, want))
 
 
 def test_gemm_backend_emits_no_convolution_for_1x1():
     x = jnp.ones((2, 8, 8, 4))
     w = jnp.ones((1, 1, 4, 3))
-    with conv_gemm.conv_backend("gemm"):
-        text = jax.jit(lambda x, w: conv_gemm.conv_general_dilated(
+    with conv.conv_backend("gemm"):
+        text = jax.jit(lambda x, w: conv.conv_general_dilated(
             x, w, (1, 1), ((0, 0), (0, 0)), dimension_numbers=NHWC)).lower(x, w).as_text()
     assert "convolution" not in text and "dot_general" in text
 
@@ -95,10 +94,10 @@ def test_whole_model_logits_and_gradients_match():
     def loss(params):
         return jnp.sum(model.apply({**variables, "params": params}, x, train=False) ** 2)
 
-    from cnn_jax.models import conv_onednn
+    from cnn_jax.cpu import onednn as conv_onednn
     results, convolutions = {}, {}
-    for backend in [b for b in conv_gemm.BACKENDS if b != "onednn" or not conv_onednn.unavailable()]:
-        with conv_gemm.conv_backend(backend):
+    for backend in [b for b in conv.BACKENDS if b != "onednn" or not conv_onednn.unavailable()]:
+        with conv.conv_backend(backend):
             step = jax.jit(jax.value_and_grad(loss))
             convolutions[backend] = step.lower(variables["params"]).as_text().count("stablehlo.convolution")
             results[backend] = step(variables["params"])
@@ -118,25 +117,25 @@ def test_whole_model_logits_and_gradients_match():
 
 def test_unknown_backend_is_a_user_error():
     with pytest.raises(UserError, match="conv_impl"):
-        with conv_gemm.conv_backend("cudnn"):
+        with conv.conv_backend("cudnn"):
             pass
 
 
 def test_training_with_gemm_convolutions_follows_the_xla_trajectory(tmp_path, data_dir, root, capsys):
     # MobileNet v1 (alpha 0.25) on digits: its pointwise 1x1 convolutions run as matmuls,
     # the depthwise 3x3s and the stem stay XLA's. Only float rounding differs, so 4 steps of
-    # losses agree to 1e-4 relative (measured 2e-6) at a gentle lr; at the cpu config's own
+    # losses agree to 1e-4 relative (typically ~2e-6) at a gentle lr; at the cpu config's own
     # lr, BN over the digits' near-constant borders magnifies rounding into 2% by step 4.
     from conftest import run_cli
     from helpers import train_losses
     common = ["train", "--config", f"{root}/configs/mobilenet_v1.py:alpha=0.25,cpu", "--config.batch_size=16",
               "--config.optimizer.lr=0.001", "--config.num_train_steps=4", "--config.log_every_steps=1", "--config.checkpoint_every_steps=4",
               "--config.eval_every_steps=4", "--num-devices", "1"]
-    for impl in conv_gemm.BACKENDS:
+    for impl in conv.BACKENDS:
         assert run_cli(common + [f"--config.conv_impl={impl}", "--workdir", tmp_path / impl], capsys)[0] == 0
     xla = train_losses(tmp_path / "xla")
     assert sorted(xla) == [1, 2, 3, 4]
-    for impl in conv_gemm.BACKENDS[1:]:  # onednn also runs the 3x3 stem
+    for impl in conv.BACKENDS[1:]:  # onednn also runs the 3x3 stem
         other = train_losses(tmp_path / impl)
         assert sorted(other) == [1, 2, 3, 4]
         np.testing.assert_allclose([other[s] for s in sorted(xla)], [xla[s] for s in sorted(xla)], rtol=1e-4)
@@ -145,14 +144,14 @@ def test_training_with_gemm_convolutions_follows_the_xla_trajectory(tmp_path, da
 
 def test_bad_conv_impl_in_the_config_is_one_sentence(tmp_path, data_dir, capsys):
     from helpers import assert_unknown_impl_refused
-    assert_unknown_impl_refused(conv_gemm.SWITCH, tmp_path, capsys)
+    assert_unknown_impl_refused(conv.SWITCH, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("platform,dtype,conv_impl", [("cpu", "float32", "onednn"), ("gpu", "bfloat16", "xla"),
                                                       ("tpu", "bfloat16", "xla")])
 def test_auto_choices_resolve_per_platform(platform, dtype, conv_impl):
     from cnn_jax.config import base_config, resolve_for_platform
-    from cnn_jax.models import conv_onednn
+    from cnn_jax.cpu import onednn as conv_onednn
     if conv_impl == "onednn" and conv_onednn.unavailable():
         conv_impl = "gemm"  # tests/test_conv_onednn.py checks this fallback by itself
     c = resolve_for_platform(base_config(), platform)
@@ -168,7 +167,7 @@ def test_workdir_records_the_resolved_choices(tmp_path, data_dir, capsys):
     assert run_cli(["train", "--config", "configs/lenet5.py", "--config.num_train_steps=2",
                     "--workdir", tmp_path / "w", "--num-devices", "1"], capsys)[0] == 0
     written = json.loads((tmp_path / "w" / "config.json").read_text())
-    assert (written["dtype"], written["conv_impl"]) == ("float32", conv_gemm.resolve("auto", "cpu"))
+    assert (written["dtype"], written["conv_impl"]) == ("float32", conv.resolve("auto", "cpu"))
 
 
 def test_every_model_builds_its_convolutions_through_the_switchable_conv():

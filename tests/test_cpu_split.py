@@ -1,4 +1,4 @@
-"""On a CPU-only host the CLI splits the cores into XLA devices (cnn_jax.train.parallel.split_host_cpu),
+"""On a CPU-only host the CLI splits the cores into XLA devices (cnn_jax.cpu.devices.split_host_cpu),
 so the batch is data-parallel over cores; a batch the devices do not divide uses fewer of them."""
 
 import json
@@ -9,19 +9,20 @@ import sys
 import pytest
 
 from cnn_jax.errors import UserError
+from cnn_jax.cpu import devices
 from cnn_jax.train import parallel
 
 
 def test_device_count_from_the_environment():
-    assert parallel.cpu_device_count("auto", 2) == 2
-    assert parallel.cpu_device_count("auto", 64) == parallel.MAX_CPU_DEVICES == 8
-    assert parallel.cpu_device_count("3", 2) == 3
-    # oneDNN's kernels take every core themselves; two devices made ResNet-18 slower (README, Speed)
-    assert parallel.cpu_device_count("auto", 2, onednn_ready=True) == 1
-    assert parallel.cpu_device_count("3", 2, onednn_ready=True) == 3
+    assert devices.cpu_device_count("auto", 2) == 2
+    assert devices.cpu_device_count("auto", 64) == devices.MAX_CPU_DEVICES == 8
+    assert devices.cpu_device_count("3", 2) == 3
+    # oneDNN's kernels take every core themselves; two devices make ResNet-18 slower (docs/performance.md)
+    assert devices.cpu_device_count("auto", 2, onednn_ready=True) == 1
+    assert devices.cpu_device_count("3", 2, onednn_ready=True) == 3
     for bad in ("0", "two", "-1"):
         with pytest.raises(UserError, match="CNN_JAX_CPU_DEVICES"):
-            parallel.cpu_device_count(bad, 2)
+            devices.cpu_device_count(bad, 2)
 
 
 def test_largest_divisor_of_every_batch_size():
@@ -32,7 +33,7 @@ def test_largest_divisor_of_every_batch_size():
 
 
 def test_explicit_xla_device_count_wins():
-    assert parallel.split_host_cpu({"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}) == 0
+    assert devices.split_host_cpu({"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}) == 0
 
 
 def _bench_devices(batch_size: int, env_extra: dict) -> int:

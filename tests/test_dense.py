@@ -1,4 +1,4 @@
-"""dense_impl "explicit" (cnn_jax/models/dense.py): bfloat16 dense layers whose weight gradient
+"""dense_impl "explicit" (cnn_jax/layers/dense.py): bfloat16 dense layers whose weight gradient
 is x^T g in the kernel's layout; the same numbers as JAX's own transpose, float32 untouched."""
 
 import re
@@ -7,11 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax import lax
 
-from cnn_jax.models import conv_gemm, dense
+from cnn_jax.cpu import gemm
 
-
+from cnn_jax.layers import dense
 def _dense_and_loss(dtype):
     layer = dense.Dense(16, dtype=dtype)
     x = jax.random.normal(jax.random.key(0), (6, 5, 24)).astype(dtype)  # 3-D: flattened inside
@@ -26,11 +25,11 @@ def _under(impl, fn, *args):
 
 
 def test_the_explicit_vjp_is_the_product_rule():
-    # float32 operands straight into `conv_gemm.matmul`, against lax's dot and its transpose.
+    # float32 operands straight into `gemm.matmul`, against lax's dot and its transpose.
     x = jax.random.normal(jax.random.key(0), (7, 24))
     w = jax.random.normal(jax.random.key(1), (24, 16))
     f = lambda mm: jax.jit(jax.value_and_grad(lambda x, w: jnp.sum(jnp.sin(mm(x, w))), (0, 1)))
-    got, want = f(conv_gemm.matmul)(x, w), f(lambda x, w: x @ w)(x, w)
+    got, want = f(gemm.matmul)(x, w), f(lambda x, w: x @ w)(x, w)
     for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
 

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import run_cli
 from helpers import max_abs_diff, metrics
-from cnn_jax.evaluate import load_workdir_config
-from cnn_jax.models.batchnorm import BatchNorm
+from cnn_jax.train.evaluate import load_workdir_config
+from cnn_jax.layers.batchnorm import BatchNorm
 from cnn_jax.train.checkpoint import Checkpoints
 from cnn_jax.train.ema import decay_at
 from cnn_jax.train.loop import build_run

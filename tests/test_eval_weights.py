@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn_jax.analysis import source_preprocessing as sp
-from cnn_jax.analysis.keras_import import supported_models as keras_models
+from cnn_jax.weights import source_preprocessing as sp
+from cnn_jax.weights.keras_import import supported_models as keras_models
 from cnn_jax.data import augment as A
 from cnn_jax.errors import UserError
 from conftest import run_cli
@@ -67,7 +67,7 @@ def top5_and_loss(logits: np.ndarray, labels: np.ndarray) -> tuple:
 
 
 def test_torchvision_weights_scored_with_torchvisions_preprocessing(tmp_path, capsys):
-    from cnn_jax.analysis.torch_import import load_torchvision_weights
+    from cnn_jax.weights.torch_import import load_torchvision_weights
     state = trained_like(random_state(resnet_keys((2, 2, 2, 2), False, CLASSES)))
     images = smooth_images(np.random.default_rng(0), IMAGES)
     inputs = np.stack([torchvision_input(im) for im in images])

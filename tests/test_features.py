@@ -33,7 +33,7 @@ def digits_test_split(data_dir):
 
 def direct_capture(workdir, images, layer: str):
     from cnn_jax import models
-    from cnn_jax.evaluate import load_workdir_config
+    from cnn_jax.train.evaluate import load_workdir_config
     config = load_workdir_config(workdir)
     model = models.create_model(config.model, num_classes=10, **config.model_kwargs)
     _, state = model.apply({"params": final_params(workdir)}, images, train=False,

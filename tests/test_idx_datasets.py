@@ -144,8 +144,8 @@ def pipeline_for(config, name, tmp_path):
 
 
 def test_cifar_recipe_on_one_channel_uses_the_datasets_own_statistics(tmp_path):
-    # The recipe's RGB mean/std used to broadcast a one-channel image to three channels, after
-    # the model had been built for one (flax's ScopeParamShapeError in the first step).
+    # The recipe's RGB mean/std must not broadcast a one-channel image to three channels: the
+    # model is built for one, and the first step would fail (flax's ScopeParamShapeError).
     config = base_config()
     config.data.update(recipe="cifar", image_size=28, channels=1)
     config.batch_size = 16

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from cnn_jax import models
-from cnn_jax.analysis import interpret as I
-from cnn_jax.analysis.interpret_dream import dream
-from cnn_jax.analysis.interpret_guided import count_guided_activations, guided
+from cnn_jax.interpret import attribution as I
+from cnn_jax.interpret.dream import dream
+from cnn_jax.interpret.guided import count_guided_activations, guided
 from cnn_jax.errors import UserError
 from conftest import run_cli
 

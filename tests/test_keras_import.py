@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 
 keras = pytest.importorskip("keras")
 
-from cnn_jax.analysis import keras_import as ki  # noqa: E402
+from cnn_jax.weights import keras_import as ki
 
 RTOL = 1e-4
 SLOW_MODELS = ["vgg16", "vgg19", "resnet101", "resnet152", "inception_v3",

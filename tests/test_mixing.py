@@ -123,11 +123,11 @@ def test_pipeline_mixes_deterministically_and_any_process_count_sees_the_same(da
     assert max(changes) > 0.1
 
 
-def test_alpha_zero_keeps_todays_pipeline_exactly(data_dir):
+def test_alpha_zero_keeps_the_unmixed_pipeline_exactly(data_dir):
     src = open_source("digits", data_dir)
     off = Pipeline(src, digits_config(32, mixup_alpha=0.0, cutmix_alpha=0.0, randaugment="")).train_epoch(epoch=0)
-    today = Pipeline(src, digits_config(32)).train_epoch(epoch=0)
-    for a, b in zip(off.take(2).as_numpy_iterator(), today.take(2).as_numpy_iterator()):
+    default = Pipeline(src, digits_config(32)).train_epoch(epoch=0)
+    for a, b in zip(off.take(2).as_numpy_iterator(), default.take(2).as_numpy_iterator()):
         assert a["label"].dtype == b["label"].dtype == np.int32 and a["label"].shape == (32,)
         np.testing.assert_array_equal(a["image"], b["image"])
         np.testing.assert_array_equal(a["label"], b["label"])

@@ -1,5 +1,5 @@
-"""AlexNet, ZFNet, VGG and GoogLeNet: counts against shared/reference, shapes, and the
-details that make each the paper's network (towers, LRN placement, dense evaluation, aux heads)."""
+"""AlexNet, ZFNet, VGG and GoogLeNet: counts against reference.json, shapes, and the details
+that make each the paper's network (towers, LRN placement, dense evaluation, aux heads)."""
 
 import flax.linen as nn
 import jax
@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from cnn_jax import models
-from cnn_jax.analysis.summary import summarize
+from cnn_jax.report.summary import summarize
 from cnn_jax.errors import UserError
-from cnn_jax.models import alexnet, googlenet, layers, vgg
+from cnn_jax.models import googlenet, vgg
+from cnn_jax import layers
 from model_checks import check_params_and_macs, native_shape, output_shape
 
 CLASSIC = ["alexnet", "alexnet_owt", "zfnet", "vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16",

@@ -17,7 +17,7 @@ def test_params_exact_and_macs_within_2_percent(name):
     check_params_and_macs(name)
 
 
-# The CIFAR nets have no row in shared/reference; these are the totals of the
+# The CIFAR ResNets have no row in the architecture reference file; these are the totals of the
 # paper's option-A networks (3x3 convs without bias, BN gamma/beta, 64->10 FC with bias),
 # computed by hand for ResNet-20: 432+32 + 3*2*(2304+32) + (4608+64 + 5*(9216+64))
 # + (18432+128 + 5*(36864+128)) + 650 = 269,722; each further block pair adds 194,432.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cnn_jax import models
-from cnn_jax.analysis.summary import summarize
+from cnn_jax.report.summary import summarize
 from cnn_jax.errors import UserError
 from cnn_jax.models import inception_v3 as iv3
 from cnn_jax.models.registry import reference_numbers
@@ -145,7 +145,7 @@ def test_bn_epsilons_follow_the_reference_implementation():
 
 def _he_variables(model, shape, seed=0):
     """Variables with He-normal kernels, unit BN scales and statistics, zero biases: drawn with
-    numpy because compiling `model.init`'s threefry draws alone takes >10 s on this CPU."""
+    numpy because compiling `model.init`'s threefry draws alone is slow on a CPU."""
     rng = np.random.default_rng(seed)
     abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape)))
 

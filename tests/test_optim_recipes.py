@@ -85,7 +85,7 @@ def test_linear_scaling_rule():
 def test_cpu_variant_does_not_scale_a_per_reference_rate_twice():
     c = cpu_variant(_lr_config(0.1, 256, 256))
     assert (c.optimizer.lr, c.batch_size) == (0.1, 16) and base_learning_rate(c) == pytest.approx(0.00625)
-    old = cpu_variant(_lr_config(0.1, 256, 0))  # without the rule the variant scales lr itself, as before
+    old = cpu_variant(_lr_config(0.1, 256, 0))  # without the rule the variant scales lr itself
     assert old.optimizer.lr == pytest.approx(0.00625) and base_learning_rate(old) == pytest.approx(0.00625)
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from cnn_jax.analysis import plots
-from cnn_jax.analysis.table import table_row
+from cnn_jax.report import plots
+from cnn_jax.report.table import table_row
 from cnn_jax.errors import UserError
 
 RESULTS = [  # results.json-like records; MACs and params are the reference figures

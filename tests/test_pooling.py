@@ -1,4 +1,4 @@
-"""pool_impl "offsets" (cnn_jax/models/pooling.py): max pooling whose backward pass scatters
+"""pool_impl "offsets" (cnn_jax/cpu/pool_offsets.py): max pooling whose backward pass scatters
 by the window offsets saved in the forward pass computes JAX's function and gradient."""
 
 import flax.linen as nn
@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnn_jax.models import pooling
-from cnn_jax.models.layers import ConvBN, max_pool_ceil
+from cnn_jax.layers import pooling
+from cnn_jax.layers import ConvBN, max_pool_ceil
 
 # Inputs on a coarse grid, so that windows hold tied maxima.
 X = jnp.round(jax.random.normal(jax.random.key(0), (2, 13, 12, 5)) * 2) / 2

@@ -16,10 +16,10 @@ import optuna
 import pytest
 
 from conftest import run_cli
-from cnn_jax.analysis import plots
-from cnn_jax.analysis.table import rows_from_workdirs
+from cnn_jax.report import plots
+from cnn_jax.report.table import rows_from_workdirs
 from cnn_jax.errors import UserError
-from cnn_jax.reproduce import load_suite
+from cnn_jax.train.suite import load_suite
 from cnn_jax.sweeps.spec import grid_points, load_sweep
 
 LRS = [0.0003, 0.001, 0.003, 0.01]
@@ -27,8 +27,8 @@ LRS = [0.0003, 0.001, 0.003, 0.01]
 
 def _sweep_file(tmp_path, root, space, trials, steps=20, name="s", extra=""):
     """A test-local sweep file: LeNet-5 for `steps` steps, evaluated every `steps // 2`."""
-    # data.cache off: an in-memory tf.data cache read partially then dropped has let an
-    # evaluation see no example when a garbage collection landed at the wrong moment (reported).
+    # data.cache off: an in-memory tf.data cache read partially then dropped can let an
+    # evaluation see no example when a garbage collection lands at the wrong moment.
     overrides = {"num_train_steps": steps, "eval_every_steps": max(steps // 2, 1), "checkpoint_every_steps": 10,
                  "log_every_steps": 10, "progress_bar": False, "data.cache": False}
     path = tmp_path / f"{name}.py"

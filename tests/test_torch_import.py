@@ -21,8 +21,7 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from cnn_jax.analysis import torch_import as ti
-
+from cnn_jax.weights import torch_import as ti
 RTOL = 1e-4
 
 

@@ -7,9 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnn_jax import models
-from cnn_jax.analysis.summary import summarize
-from cnn_jax.analysis.torch_maps import TORCH_MODELS
-from cnn_jax.models import inception_v3, layers
+from cnn_jax.report.summary import summarize
+from cnn_jax.weights.torch_maps import TORCH_MODELS
+from cnn_jax.models import inception_v3
+from cnn_jax import layers
 from model_checks import check_params_and_macs
 
 RNGS = {"params": jax.random.key(0), "dropout": jax.random.key(1)}

@@ -37,11 +37,11 @@ def test_one_and_eight_devices_give_the_same_trajectory(tmp_path, data_dir, caps
 
 def test_batchnorm_statistics_cover_the_global_batch(tmp_path, data_dir, root, capsys):
     # ResNet-20: BN over the global batch on 8 devices, as on one. Losses agree to 3e-5
-    # relative for 3 steps (1.1e-5 measured at step 3: each device's oneDNN weight gradient
-    # sums its own examples, then the devices' sums are added); parameters (init ~0.1, updates ~1e-3) to 3e-4 absolute: BN divides by
-    # the spread of nearly constant channels (the digits' empty borders), which magnifies
-    # reduction-order differences (1.2e-4 measured on a 2026-11-27 machine, 4e-5 on an earlier
-    # one: the bound depends on the CPU's vector code). Per-device statistics would change the
+    # relative for 3 steps (about 1.1e-5 at step 3: each device's oneDNN weight gradient
+    # sums its own examples, then the devices' sums are added); parameters (init ~0.1,
+    # updates ~1e-3) to 3e-4 absolute: BN divides by the spread of nearly constant channels
+    # (the digits' empty borders), which magnifies reduction-order differences (from 4e-5 to
+    # 1.2e-4 depending on the CPU's vector code). Per-device statistics would change the
     # losses by percents, which the rtol above would catch.
     args = ["--config", f"{root}/configs/resnet_cifar.py:depth=20,cpu", "--config.batch_size=32",
             "--config.optimizer.lr=0.01"]

@@ -34,8 +34,7 @@ from typing import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnn_jax.models.batchnorm import BatchNorm
-from cnn_jax.models.layers import Conv, ConvBN, Dense, global_avg_pool, he_normal_fan_out, max_pool
+from cnn_jax.layers import BatchNorm, Conv, ConvBN, Dense, global_avg_pool, he_normal_fan_out, max_pool
 from cnn_jax.models.registry import register
 
 # depth: (growth rate k, stem width, dense layers per block)

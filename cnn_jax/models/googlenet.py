@@ -68,7 +68,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.errors import UserError
-from cnn_jax.models.layers import Conv, ConvBN, Dense, LRN, adaptive_avg_pool, global_avg_pool, max_pool, max_pool_ceil
+from cnn_jax.layers import Conv, ConvBN, Dense, LRN, adaptive_avg_pool, global_avg_pool, max_pool, max_pool_ceil
 from cnn_jax.models.registry import register
 
 AUX_LOSS_WEIGHT = 0.3  # Sec. 5: each auxiliary loss is added with weight 0.3 during training
@@ -188,7 +188,7 @@ class GoogLeNet(nn.Module):
     aux_dropout_rate: float = 0.7
     dtype: jnp.dtype = jnp.float32
     variant: Variant = PAPER
-    bn_group_size: int = 0        # ghost BN (models/batchnorm.py), for the BatchNorm variant
+    bn_group_size: int = 0        # ghost BN (cnn_jax/layers/batchnorm.py), for the BatchNorm variant
 
     @nn.compact
     def __call__(self, x, train: bool = False):

@@ -53,7 +53,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.errors import UserError
-from cnn_jax.models.layers import ConvBN, Dense, global_avg_pool, max_pool
+from cnn_jax.layers import ConvBN, Dense, global_avg_pool, max_pool
 from cnn_jax.models.registry import register
 
 

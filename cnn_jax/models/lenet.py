@@ -29,8 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnn_jax.errors import UserError
-from cnn_jax.models.conv_gemm import conv_general_dilated
-from cnn_jax.models.layers import Conv, Dense
+from cnn_jax.layers import Conv, Dense, conv_general_dilated
 from cnn_jax.models.registry import register
 
 # Table I: which S2 maps (rows) each C3 map (column) sees.

@@ -37,8 +37,7 @@ from typing import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnn_jax.models.batchnorm import BatchNorm
-from cnn_jax.models.layers import Conv, he_normal_fan_out
+from cnn_jax.layers import BatchNorm, Conv, he_normal_fan_out
 from cnn_jax.models.registry import register
 
 STEM_WIDTH = 32

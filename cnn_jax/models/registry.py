@@ -57,13 +57,14 @@ def create_model(name: str, num_classes: int | None = None, **kwargs) -> nn.Modu
 
 @functools.cache
 def reference_numbers() -> dict:
-    """Published numbers per model name, extracted from shared/reference/architectures.json."""
+    """Published numbers per model name (reference.json, extracted from the architecture
+    reference file by tools/extract_reference.py)."""
     return json.loads(_REFERENCE_FILE.read_text()) if _REFERENCE_FILE.exists() else {}
 
 
 def model_info(name: str, input_size: int | None = None) -> dict:
     """Parameters and MACs (computed, batch 1, native size) with the published figures."""
-    from cnn_jax.analysis.summary import summarize  # analysis depends on models, not the reverse
+    from cnn_jax.report.summary import summarize  # analysis depends on models, not the reverse
     spec = get_spec(name)
     size = input_size or spec.input_size
     s = summarize(create_model(name), (1, size, size, spec.in_channels))

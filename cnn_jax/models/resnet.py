@@ -24,7 +24,7 @@ import functools
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnn_jax.models.layers import ConvBN, Dense, global_avg_pool, max_pool
+from cnn_jax.layers import ConvBN, Dense, global_avg_pool, max_pool
 from cnn_jax.models.registry import register
 
 IMAGENET_DEPTHS = {

@@ -42,8 +42,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.errors import UserError
-from cnn_jax.models import conv_gemm, dense
-from cnn_jax.models.layers import Conv, ConvBN, LRN, adaptive_avg_pool, he_normal_fan_out, max_pool
+from cnn_jax.layers import Conv, ConvBN, LRN, adaptive_avg_pool, conv_general_dilated, dot_general, he_normal_fan_out, max_pool
 from cnn_jax.models.registry import register
 
 M = "M"
@@ -86,12 +85,12 @@ class FullyConnected(nn.Module):
         if not self.convolutional:
             if x.ndim == 4 and x.shape[1:3] != (w, w):
                 raise ValueError(f"{self.name} expects a {w}x{w} map, got {x.shape[1:3]}")
-            return dense.dot_general(x.reshape(x.shape[0], -1), kernel, (((1,), (0,)), ((), ()))) + bias
+            return dot_general(x.reshape(x.shape[0], -1), kernel, (((1,), (0,)), ((), ()))) + bias
         if min(x.shape[1:3]) < w:
             raise UserError(f"The fully-convolutional VGG needs a feature map of at least {w}x{w} "
                             f"before {self.name}, got {x.shape[1]}x{x.shape[2]}; use inputs of "
                             "at least 224x224 or fully_convolutional=False.")
-        y = conv_gemm.conv_general_dilated(x, kernel.reshape(w, w, c, self.features), (1, 1),
+        y = conv_general_dilated(x, kernel.reshape(w, w, c, self.features), (1, 1),
                                            "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y + bias
 

@@ -36,8 +36,7 @@ from typing import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnn_jax.models.batchnorm import BatchNorm
-from cnn_jax.models.layers import Conv, Dense, global_avg_pool, he_normal_fan_out, max_pool
+from cnn_jax.layers import BatchNorm, Conv, Dense, global_avg_pool, he_normal_fan_out, max_pool
 from cnn_jax.models.registry import register
 
 # (separable conv widths, residual projection); middle flow = 8 identical blocks.

@@ -87,7 +87,7 @@ def to_csv(rows: list, sweep: Sweep) -> str:
 
 def write_report(study, sweep: Sweep, workdir) -> tuple:
     """DIR/sweep.md, sweep.csv and sweep.png; returns (markdown, rows)."""
-    from cnn_jax.analysis.plots import plot_sweep
+    from cnn_jax.report.plots import plot_sweep
     rows = trial_rows(study.get_trials(deepcopy=False), sweep)
     markdown = to_markdown(rows, sweep)
     (workdir / "sweep.md").write_text(markdown)

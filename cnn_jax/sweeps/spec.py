@@ -146,7 +146,7 @@ def _check_key(config, key: str) -> None:
 def trial_argv(s: Sweep, params: dict) -> list:
     """`--config=BASE --config.KEY=VALUE ...`, as a suite entry of the same config and overrides;
     BASE is found from the working directory or any parent of the sweep file."""
-    from cnn_jax.reproduce import entry_argv
+    from cnn_jax.train.suite import entry_argv
     return entry_argv({"config": s.base, "overrides": {**s.overrides, **params}}, s.path)
 
 

@@ -94,7 +94,8 @@ class Checkpoints:
 
 def _savable(state) -> dict:
     """The arrays of a TrainState (its functions are rebuilt from the config). The weight
-    average is stored only when the run keeps one, so runs without it keep the old layout."""
+    average is stored only when the run keeps one: a run without one stores no average, and
+    its checkpoints restore into a template without one."""
     saved = {"step": state.step, "params": state.params, "batch_stats": state.batch_stats,
              "opt_state": state.opt_state, "rng": state.rng, "control": state.control}
     if state.ema:

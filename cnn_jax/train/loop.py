@@ -13,10 +13,9 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from cnn_jax import models
-from cnn_jax.analysis.summary import summarize
+from cnn_jax.report.summary import summarize
 from cnn_jax.config import config_differences, resolve_for_platform, to_dict
 from cnn_jax.data.datasets import open_source
 from cnn_jax.data.pipeline import Pipeline, Sharding, steps_per_epoch
@@ -26,7 +25,7 @@ from cnn_jax.train.checkpoint import Checkpoints
 from cnn_jax.train.ema import eval_weights_name, init_ema
 from cnn_jax.train.optim import base_learning_rate, learning_rate_schedule, make_optimizer
 from cnn_jax.train.reporting import MetricsWriter, Progress, setup_logging, write_json_atomic
-from cnn_jax.models import impls
+from cnn_jax.layers import impls
 from cnn_jax.train.state import create_state
 from cnn_jax.train.steps import make_eval_step, make_train_step, zero_eval_metrics, zero_train_metrics
 

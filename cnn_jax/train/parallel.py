@@ -11,9 +11,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cnn_jax.errors import UserError
-from cnn_jax.models import conv_onednn
-
-
+from cnn_jax.cpu.devices import split_count as devices_split
 def maybe_initialize_distributed(coordinator: str = "", num_processes: int = 0, process_id: int = -1) -> None:
     """Start JAX's multi-process runtime when asked to, before any device is touched.
 
@@ -27,47 +25,6 @@ def maybe_initialize_distributed(coordinator: str = "", num_processes: int = 0, 
         jax.distributed.initialize()
 
 
-MAX_CPU_DEVICES = 8  # the split was measured on 2 cores only; beyond 8 it is untested
-_cpu_split = [0]  # CPU devices split_host_cpu made (0: it did not run or left XLA's default)
-
-
-def cpu_device_count(value: str, cores: int, onednn_ready: bool = False) -> int:
-    """CNN_JAX_CPU_DEVICES: "auto" is one device per core (at most MAX_CPU_DEVICES), or one
-    device when oneDNN's convolutions run (they use every core themselves); N is N."""
-    if value == "auto":
-        return 1 if onednn_ready else max(1, min(cores, MAX_CPU_DEVICES))
-    if not value.isdigit() or int(value) < 1:
-        raise UserError(f"CNN_JAX_CPU_DEVICES={value!r} is not a device count; set it to auto or a number >= 1.")
-    return int(value)
-
-
-def split_host_cpu(environ=os.environ) -> int:
-    """Expose the host's cores as separate XLA CPU devices before JAX starts its backends,
-    where that is faster.
-
-    XLA's CPU ops parallelise poorly over 2-8 cores: a weight gradient (a long reduction over
-    the pixels into a small C x O matrix) runs on about one core. Data parallelism over
-    per-core devices splits every op by the batch instead: on 2 cores 1.14-1.31x for
-    ResNet-18/20 training steps with XLA's convolutions. oneDNN's convolutions (conv_impl
-    auto where it is installed) use every core inside each kernel, and there two devices made
-    ResNet-18 slower (10.61 and 8.88 against 13.46 and 15.12 images/s on one, alternating), so
-    "auto" leaves one device when oneDNN can run. It changes
-    nothing on GPU/TPU, whose devices are the mesh there. An explicit
-    --xla_force_host_platform_device_count in XLA_FLAGS wins.
-    """
-    if "xla_force_host_platform_device_count" in environ.get("XLA_FLAGS", ""):
-        return 0
-    value = environ.get("CNN_JAX_CPU_DEVICES", "auto")
-    onednn_ready = value == "auto" and conv_onednn.unavailable() is None
-    n = cpu_device_count(value, len(os.sched_getaffinity(0)), onednn_ready)
-    try:
-        jax.config.update("jax_num_cpu_devices", n)
-    except RuntimeError:  # backends already started (a library caller): keep what they have
-        return 0
-    _cpu_split[0] = n
-    return n
-
-
 def largest_divisor(n: int, sizes) -> int:
     """The largest d <= n that divides every size."""
     return max(d for d in range(1, n + 1) if all(int(s) % d == 0 for s in sizes))
@@ -76,14 +33,14 @@ def largest_divisor(n: int, sizes) -> int:
 def make_mesh(num_devices: int = 0, batch_sizes=()) -> Mesh:
     """A 1-D `data` mesh over all devices (or the first `num_devices`, for tests and benchmarks).
 
-    Devices that split_host_cpu carved out of one CPU are a speed device, not the user's
+    Devices that cnn_jax.cpu.devices.split_host_cpu carved out of one CPU are a speed device, not the user's
     hardware: a batch they do not divide runs on fewer of them instead of failing."""
     devices = jax.devices()
     if num_devices:
         if jax.process_count() > 1:
             raise UserError("num_devices cannot be limited in a multi-process run; leave it at 0.")
         devices = devices[:num_devices]
-    elif _cpu_split[0] > 1 and devices[0].platform == "cpu" and jax.process_count() == 1:
+    elif devices_split() > 1 and devices[0].platform == "cpu" and jax.process_count() == 1:
         devices = devices[:largest_divisor(len(devices), batch_sizes)]
     return Mesh(np.asarray(devices), ("data",))
 

@@ -8,13 +8,17 @@ import sys
 import time
 
 import jax
+
 from clu import metric_writers
+
+from cnn_jax.console import quiet_library_loggers
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
 def setup_logging(workdir: pathlib.Path | None = None) -> None:
     """Log to stderr, and to workdir/train.log when there is a workdir (process 0 only)."""
+    quiet_library_loggers()  # before anything below starts JAX's backends, which log their search
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     for h in [h for h in root.handlers if not getattr(h, "_cnn_jax_file", False)]:
@@ -30,8 +34,6 @@ def setup_logging(workdir: pathlib.Path | None = None) -> None:
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         handler._cnn_jax_file = True
         root.addHandler(handler)
-    for noisy in ("absl", "tensorflow", "jax._src", "orbax"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 class MetricsWriter:

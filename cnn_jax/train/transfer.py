@@ -31,11 +31,11 @@ def load_pretrained(init_from: str, model_name: str) -> dict:
     if path.is_dir():
         return _from_workdir(path)
     if path.suffix in (".h5", ".keras"):
-        from cnn_jax.analysis.keras_import import load_keras_weights
+        from cnn_jax.weights.keras_import import load_keras_weights
         _, variables = load_keras_weights(model_name, str(path))
         return jax.tree.map(np.asarray, dict(variables))
     if path.suffix in (".safetensors", ".pth", ".pt"):
-        from cnn_jax.analysis.torch_import import load_torchvision_weights
+        from cnn_jax.weights.torch_import import load_torchvision_weights
         _, variables = load_torchvision_weights(model_name, str(path))
         return jax.tree.map(np.asarray, dict(variables))
     raise UserError(f"transfer.init_from {init_from!r} is neither a workdir nor a .h5/.keras/.safetensors/.pth "

@@ -1,7 +1,7 @@
 """Two (or more) choices of one implementation switch (or of the compute dtype), compared in
 one process: each train step is compiled once per choice and the programs take turns, step by
 step, so that a shared machine's slow and fast phases fall on all of them alike (separate
-`cnn-jax bench` runs of one program differed by up to 20% here).
+`cnn-jax bench` runs of one program can differ by more than most switches change).
 
     .venv/bin/python experiments/benchmarks/ab_step.py resnet18 --batch-size 32 --switch pool_impl=xla,offsets
     .venv/bin/python experiments/benchmarks/ab_step.py alexnet --batch-size 8 --switch dtype=float32,bfloat16
@@ -11,7 +11,7 @@ bn_impl sums, pool_impl offsets, dense_impl explicit); --dtype bfloat16 compares
 Prints the median step time and images/s per choice, and their ratio to the first.
 """
 
-from cnn_jax import host_memory
+from cnn_jax.cpu import host_memory
 
 # As the CLI does (CNN_JAX_MALLOC), before any library starts a thread.
 host_memory.keep_freed_memory()
@@ -22,7 +22,7 @@ import time
 
 import jax
 
-from cnn_jax.models import impls
+from cnn_jax.layers import impls
 from profile_step import compiled_step
 
 

@@ -9,7 +9,7 @@ value-and-grad call (best of `repeats`), GFLOP/s (3x the forward's FLOPs), and e
 implementation's speed against the first one's.
 """
 
-from cnn_jax import host_memory
+from cnn_jax.cpu import host_memory
 
 # As the CLI does (CNN_JAX_MALLOC), before any library starts a thread: glibc fixes its
 # arena count when a second thread first allocates.
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from cnn_jax.models import conv_gemm
+from cnn_jax.layers import conv
 
 # (batch, size, in channels, out channels, kernel, stride, groups)
 SHAPES = [(32, 56, 64, 64, 3, 1, 1), (32, 28, 128, 128, 3, 1, 1), (32, 14, 256, 256, 3, 1, 1),
@@ -56,8 +56,8 @@ def main():
         flops = 3 * 2 * n * (size // s) ** 2 * (c // g) * o * k * k
         times = []
         for impl in impls:
-            with conv_gemm.conv_backend(impl):
-                fn = jax.jit(jax.value_and_grad(lambda x, w: jnp.sum(conv_gemm.conv_general_dilated(
+            with conv.conv_backend(impl):
+                fn = jax.jit(jax.value_and_grad(lambda x, w: jnp.sum(conv.conv_general_dilated(
                     x, w, (s, s), "SAME", dimension_numbers=lax.conv_dimension_numbers(
                         x.shape, w.shape, ("NHWC", "HWIO", "NHWC")), feature_group_count=g) ** 2), (0, 1)))
                 jax.block_until_ready(fn(x, w))  # traced inside the block

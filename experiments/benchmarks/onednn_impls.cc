@@ -1,8 +1,8 @@
 // Every oneDNN implementation of each ResNet-18 convolution (forward, input gradient, weight
 // gradient; NHWC, as our shim calls them), timed alone: does the dispatch's first choice,
-// which the shim and PyTorch both run, leave speed on the table? (Session 9: no, each first
-// choice was within the machine's noise of the fastest.) Reference and SSE4.1 kernels are
-// skipped: they take minutes.
+// which the shim and PyTorch both run, leave speed on the table? (For these convolutions it
+// does not: each first choice is within run-to-run noise of the fastest.) Reference and
+// SSE4.1 kernels are skipped: they take minutes.
 //
 //   g++ -O2 -std=c++17 -fopenmp -I.venv/include experiments/benchmarks/onednn_impls.cc \
 //       -L.venv/lib -l:libdnnl.so.3 -Wl,-rpath,$PWD/.venv/lib -o /tmp/onednn_impls

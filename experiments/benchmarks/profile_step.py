@@ -9,7 +9,7 @@ instruction, whose metadata names the JAX op and model path that produced it; "b
 anything under autodiff's transpose. Prints the table as Markdown and the step time.
 """
 
-from cnn_jax import host_memory
+from cnn_jax.cpu import host_memory
 
 # As the CLI does (CNN_JAX_MALLOC), before any library starts a thread: glibc fixes its
 # arena count when a second thread first allocates.
@@ -30,14 +30,14 @@ import numpy as np
 import optax
 
 from cnn_jax import models
-from cnn_jax.models import impls
+from cnn_jax.layers import impls
 from cnn_jax.train import parallel
 from cnn_jax.train.state import create_state
 from cnn_jax.train.steps import make_train_step, zero_train_metrics
 
 
 def compiled_step(name, batch_size, dtype, impl: dict, num_classes, devices=1):
-    """The train step compiled with the implementation switches `impl` (cnn_jax/models/impls.py)."""
+    """The train step compiled with the implementation switches `impl` (cnn_jax/layers/impls.py)."""
     mesh = parallel.make_mesh(devices)
     spec = models.get_spec(name)
     model = models.create_model(name, num_classes=num_classes, dtype=jnp.dtype(dtype))

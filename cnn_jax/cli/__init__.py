@@ -1,0 +1,73 @@
+"""The `cnn-jax` command: parses arguments and calls the library. Errors a user can fix
+print one sentence and exit non-zero."""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from cnn_jax.errors import UserError  # noqa: E402
+
+USAGE = """cnn-jax COMMAND ...
+
+  train      --config configs/lenet5.py --workdir runs/lenet5 [--config.KEY=VALUE ...]
+  eval       --workdir runs/lenet5 [--protocol center] [--step best|latest|N]
+  eval       --weights FILE --model NAME --data DATA --out DIR [--split val]   (imported weights)
+  summary    resnet50 [--input-size 224] | --list
+  table      runs/a runs/b ... [--format md|csv] [--out FILE] [--plot acc_vs_macs.png]
+  reproduce  experiments/digits.py --workdir runs/digits
+  bench      resnet50 [--batch-size 16] [--dtype bfloat16]
+  sweep      experiments/sweeps/digits_lr.py --workdir runs/sweep [--storage URL] [--trials N]
+  explain    --workdir runs/lenet5 --image IMG --method saliency|smoothgrad|guided|gradcam|occlusion|filters|activations|dream --out OUT.png
+  bench-data --recipe resnet [--images 2000]
+  features   (--workdir W | --weights FILE --model NAME --data DATA) --layer NAME --out feats.npy
+             [--split test] [--pool avg|flatten]
+"""
+
+
+def _enable_compilation_cache() -> None:
+    """Persistent XLA cache: the second run of a model skips most of its compile time."""
+    if os.environ.get("CNN_JAX_COMPILATION_CACHE", "1") == "0":
+        return
+    import jax
+    cache = os.environ.get("CNN_JAX_CACHE_DIR", os.path.expanduser("~/.cache/cnn_jax/xla"))
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+# Each command is a module of this package with `run(argv) -> exit status`, imported only
+# when it runs so that `cnn-jax --help` and process set-up stay fast.
+COMMANDS = {"train": "train", "eval": "eval", "summary": "summary", "table": "table",
+            "reproduce": "reproduce", "bench": "bench", "sweep": "sweep", "explain": "explain",
+            "features": "features", "bench-data": "bench_data"}
+
+
+def _run(command: str, argv: list) -> int:
+    import importlib
+    return importlib.import_module(f"{__name__}.{COMMANDS[command]}").run(argv)
+
+
+def main(argv: list | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        sys.exit(0 if argv else 2)
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        from cnn_jax.errors import did_you_mean
+        print(f"error: unknown command {command!r}{did_you_mean(command, COMMANDS)}; "
+              f"commands: {', '.join(COMMANDS)}.", file=sys.stderr)
+        sys.exit(2)
+    try:
+        from cnn_jax.cpu.host_memory import keep_freed_memory
+        keep_freed_memory()  # first: threads started before it keep glibc's arenas
+        _enable_compilation_cache()
+        from cnn_jax.cpu.devices import split_host_cpu
+        split_host_cpu()
+        sys.exit(_run(command, rest))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted; start the same command again to resume from the last checkpoint.", file=sys.stderr)
+        sys.exit(130)
