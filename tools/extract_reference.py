@@ -1,14 +1,16 @@
-"""Regenerate cnn_jax/models/reference.json from ../shared/reference/architectures.json.
+"""Regenerate cnn_jax/models/reference.json from the architecture reference file.
 
-    python tools/extract_reference.py [PATH_TO_architectures.json]
+    python tools/extract_reference.py ARCHITECTURES_JSON
 
-Maps each of our model names to the reference row it reproduces and keeps the
-figures `model_info` and the tables report (parameters, MACs, published accuracy).
+The architecture reference file is a JSON list of rows, one per published network variant
+(`name`, `variant`, exact parameter count, MACs, the paper's and the Keras/torchvision
+weights' accuracies). This maps each of our model names to the row it reproduces and keeps
+the figures `model_info` and the tables report (parameters, MACs, published accuracy).
 """
 
+import argparse
 import json
 import pathlib
-import sys
 
 # our name -> (reference "name", a substring of its "variant")
 ROWS = {
@@ -45,8 +47,20 @@ ROWS = {
     "densenet161": ("DenseNet-161", ""),
     "mobilenet_v1": ("MobileNet v1", ""),
 }
-KEEP = ["variant", "input_size", "num_classes", "params_exact", "macs", "paper_top1", "paper_top5",
-        "paper_eval_protocol", "keras_top1", "keras_top5", "torchvision_top1", "torchvision_top5"]
+KEEP = [
+    "variant",
+    "input_size",
+    "num_classes",
+    "params_exact",
+    "macs",
+    "paper_top1",
+    "paper_top5",
+    "paper_eval_protocol",
+    "keras_top1",
+    "keras_top5",
+    "torchvision_top1",
+    "torchvision_top5",
+]
 
 
 def main(path: str) -> None:
@@ -62,4 +76,6 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/reference/architectures.json")
+    parser = argparse.ArgumentParser(description="Regenerate cnn_jax/models/reference.json.")
+    parser.add_argument("architectures_json", help="the architecture reference file (a JSON list of rows)")
+    main(parser.parse_args().architectures_json)

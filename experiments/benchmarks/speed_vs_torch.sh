@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Issue 7's comparison, alternating contenders ROUNDS times in one run (the machine is shared
-# and noisy: compare figures of the same round). For each of ResNet-50 (batch 16), ResNet-18
-# (batch 32) and the CIFAR ResNet-20 (batch 128): the plain jitted Flax step (one device, XLA's
-# convolutions, flax's BatchNorm, JAX's max-pool gradient), ours without oneDNN (1x1
-# convolutions as matmuls, BatchNorm from sums, one XLA device per core: session 3's
-# defaults), JAX's max-pool gradient instead of the saved window offsets (session 5's defaults),
-# ours with every CPU default (every convolution through oneDNN, BatchNorm from sums, max-pool
-# gradient by window offsets, one device), the same with glibc's
-# default allocator (CNN_JAX_MALLOC=system, as the first two also run: it returns each step's
-# temporaries to the kernel, and they fault in again), and PyTorch CPU channels_last from a
-# separate venv (torch is not our dependency).
-#   TORCH_PY=/work/tvenv/bin/python experiments/benchmarks/speed_vs_torch.sh [ROUNDS] [MODELS]
+# Our CPU training step against PyTorch's, alternating contenders ROUNDS times in one run (the
+# machine may be shared and noisy: compare figures of the same round). For each of ResNet-50
+# (batch 16), ResNet-18 (batch 32) and the CIFAR ResNet-20 (batch 128): the plain jitted Flax
+# step (one device, XLA's convolutions, flax's BatchNorm, JAX's max-pool gradient), ours
+# without oneDNN (1x1 convolutions as matmuls, BatchNorm from sums, one XLA device per core),
+# ours with JAX's max-pool gradient instead of the saved window offsets, ours with every CPU
+# default (every convolution through oneDNN, BatchNorm from sums, max-pool gradient by window
+# offsets, one device), the same with glibc's default allocator (CNN_JAX_MALLOC=system, as the
+# first two also run: it returns each step's temporaries to the kernel, and they fault in
+# again), and PyTorch CPU channels_last (torch_resnet.py) when TORCH_PY names a python with
+# torch installed (torch is not our dependency; torch_resnet.py says how to make its venv).
+#   TORCH_PY=/path/to/torch-venv/bin/python experiments/benchmarks/speed_vs_torch.sh [ROUNDS] [MODELS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-2}; MODELS=${2:-"resnet50 resnet18 resnet20"}
@@ -23,15 +23,15 @@ ours() {  # label cpu-devices model batch extra-args...
 for i in $(seq "$ROUNDS"); do
   for m in $MODELS; do
     case $m in
-      resnet50) b=16; args=(); tb=(../shared/bench/torch_resnet50.py --batch 16 --depth 50);;
-      resnet18) b=32; args=(); tb=(../shared/bench/torch_resnet50.py --batch 32 --depth 18);;
-      resnet20) b=128; args=(--num-classes 10); tb=(experiments/benchmarks/torch_resnet20.py --batch 128);;
+      resnet50) b=16; args=(); tb=(--depth 50 --batch 16);;
+      resnet18) b=32; args=(); tb=(--depth 18 --batch 32);;
+      resnet20) b=128; args=(--num-classes 10); tb=(--depth 20 --batch 128);;
     esac
     CNN_JAX_MALLOC=system ours plain 1 "$m" "$b" "${args[@]}" --conv-impl xla --bn-impl flax --pool-impl xla
     CNN_JAX_MALLOC=system ours no-onednn "$(nproc)" "$m" "$b" "${args[@]}" --conv-impl gemm --pool-impl xla
     ours jax-pool-grad auto "$m" "$b" "${args[@]}" --pool-impl xla
     CNN_JAX_MALLOC=system ours system-malloc auto "$m" "$b" "${args[@]}"
     ours defaults auto "$m" "$b" "${args[@]}"
-    if [ -n "$TORCH_PY" ]; then "$TORCH_PY" "${tb[@]}"; fi
+    if [ -n "$TORCH_PY" ]; then "$TORCH_PY" experiments/benchmarks/torch_resnet.py "${tb[@]}"; fi
   done
 done

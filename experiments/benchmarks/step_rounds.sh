@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Issue 7's comparison by steps: ROUNDS alternations of our step (step_times.py) and PyTorch's
-# (torch_step_times.py, channels_last, from a separate venv) for ResNet-50 b16, ResNet-18 b32
-# and the CIFAR ResNet-20 b128, float32, STEPS timed steps after the scripts' 2 untimed ones.
-# Prints each program's sorted step times, then PyTorch/ours for the medians and for the
-# fastest steps. The machine is shared: other tenants stretch some steps of either program
-# (their user CPU time per step grows with the wall time), so the fastest step is the steadier
-# figure, and the median shows how often a program was slowed.
+# Our training step against PyTorch's, step by step: ROUNDS alternations of our step
+# (step_times.py) and PyTorch's (torch_step_times.py, channels_last, from a separate venv that
+# torch_resnet.py says how to make) for ResNet-50 b16, ResNet-18 b32 and the CIFAR ResNet-20
+# b128, float32, STEPS timed steps after the scripts' 2 untimed ones. Prints each program's
+# sorted step times, then PyTorch/ours for the medians and for the fastest steps. On a shared
+# machine other tenants stretch some steps of either program (a stretched step's user CPU time
+# grows with its wall time), so the fastest step is the steadier figure, and the median shows
+# how often a program was slowed.
 #   TORCH_PY=/path/to/torch-venv/bin/python experiments/benchmarks/step_rounds.sh [ROUNDS] [MODELS] [STEPS]
 set -euo pipefail
 cd "$(dirname "$0")"
