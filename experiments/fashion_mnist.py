@@ -22,4 +22,8 @@ ENTRIES = [
      "published": {"top1": 94.9, "protocol": "center", "source": f"{BENCHMARK}: ResNet18 (11M parameters), "
                    "normalisation, flips, translation, rotation; ResNet-20 here: the CIFAR ResNet (0.27M), "
                    "normalisation, flips, 4-pixel translation, no rotation, 40 epochs"}},
+    {"name": "mobilenet_v1", "config": "configs/mobilenet_v1.py:fashion", "seeds": 3,
+     "published": {"top1": 95.0, "protocol": "center", "source": f"{BENCHMARK}: MobileNet, horizontal "
+                   "flips; MobileNet v1 1.0 here: the ImageNet network on 32x32 resized images, "
+                   "normalisation, flips, 4-pixel translation, RMSProp, 30 epochs"}},
 ]
