@@ -15,9 +15,10 @@ USAGE = """cnn-jax COMMAND ...
   eval       --weights FILE --model NAME --data DATA --out DIR [--split val]   (imported weights)
   summary    resnet50 [--input-size 224] | --list
   table      runs/a runs/b ... [--format md|csv] [--out FILE] [--plot acc_vs_macs.png]
-  reproduce  experiments/digits.py --workdir runs/digits
+  reproduce  experiments/digits.py --workdir runs/digits [--seeds N]
+  compare    runs/a runs/b [--protocol center]   (runs or entry directories of seed<k>/ runs)
   bench      resnet50 [--batch-size 16] [--dtype bfloat16]
-  sweep      experiments/sweeps/digits_lr.py --workdir runs/sweep [--storage URL] [--trials N]
+  sweep      experiments/sweeps/digits_lr.py --workdir runs/sweep [--storage URL] [--trials N] [--confirm-seeds N]
   explain    --workdir runs/lenet5 --image IMG --method saliency|smoothgrad|guided|gradcam|occlusion|filters|activations|dream --out OUT.png
   bench-data --recipe resnet [--images 2000]
   features   (--workdir W | --weights FILE --model NAME --data DATA) --layer NAME --out feats.npy
@@ -39,7 +40,7 @@ def _enable_compilation_cache() -> None:
 # when it runs so that `cnn-jax --help` and process set-up stay fast.
 COMMANDS = {"train": "train", "eval": "eval", "summary": "summary", "table": "table",
             "reproduce": "reproduce", "bench": "bench", "sweep": "sweep", "explain": "explain",
-            "features": "features", "bench-data": "bench_data"}
+            "features": "features", "bench-data": "bench_data", "compare": "compare"}
 
 
 def _run(command: str, argv: list) -> int:

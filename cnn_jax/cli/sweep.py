@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat", type=int, default=0,
                    help="seconds between a worker's heartbeats; a trial silent for 3 heartbeats is re-queued (default 10)")
     p.add_argument("--num-devices", type=int, default=0, help="devices per trial (0 = all)")
+    p.add_argument("--confirm-seeds", type=int, default=0,
+                   help="train the best trial's parameters again over seeds 0..N-1 (DIR/confirm_TRIAL/seed<k>) "
+                   "and report their mean: the winner's own value is inflated by having been picked")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a child of --workers: no report
     return p
 
@@ -37,8 +40,8 @@ def run(argv: list) -> int:
     from cnn_jax.train.reporting import setup_logging
 
     a = _parser().parse_args(argv)
-    if a.trials < 0 or a.workers < 1 or a.heartbeat < 0:
-        raise UserError("--trials, --workers and --heartbeat must be positive; e.g. --workers 2.")
+    if a.trials < 0 or a.workers < 1 or a.heartbeat < 0 or a.confirm_seeds < 0:
+        raise UserError("--trials, --workers, --heartbeat and --confirm-seeds must be positive; e.g. --workers 2.")
     sweep = load_sweep(a.sweep_file)
     if a.trials:
         sweep = dataclasses.replace(sweep, trials=a.trials)
@@ -66,6 +69,10 @@ def run(argv: list) -> int:
     markdown, rows = report.write_report(study, sweep, workdir)
     print(markdown, end="")
     print(f"({len(rows)} trials; table in {workdir}/sweep.md and sweep.csv, plot in {workdir}/sweep.png)")
+    if a.confirm_seeds:
+        from cnn_jax.sweeps.confirm import confirm_best, describe
+        print(describe(confirm_best(sweep, rows, workdir, a.confirm_seeds, a.num_devices)))
+        print(f"(seeds' summary in {workdir}/confirm.json)")
     if any(codes):
         raise UserError(f"Worker processes exited with codes {codes}; see their log above, then run the "
                         "same command again to continue the sweep.")

@@ -9,6 +9,7 @@ the picture against the numbers it claims to show.
 
 import json
 import pathlib
+import re
 
 from cnn_jax.errors import UserError
 
@@ -103,7 +104,10 @@ def _run_label(workdir) -> str:
     workdir = pathlib.Path(workdir)
     results = workdir / "results.json"
     model = json.loads(results.read_text()).get("model") if results.exists() else None
-    return f"{workdir.name} ({model})" if model and model != workdir.name else workdir.name
+    # A suite entry's seeds are ENTRY/seed<k>: "seed0" alone would not say whose run it is.
+    owner = workdir.parent.name if re.fullmatch(r"seed\d+", workdir.name) else workdir.name
+    name = workdir.name if owner == workdir.name else f"{owner}/{workdir.name}"
+    return f"{name} ({model})" if model and model != owner else name
 
 
 def plot_learning_curves(workdirs, path) -> dict:

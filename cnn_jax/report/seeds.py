@@ -17,7 +17,7 @@ def decimals_for(std: float | None) -> int:
     """Decimals that a spread supports: the standard deviation's first significant digit below
     one point (0.8 -> 1, 0.04 -> 2, at most 3), one decimal from one point up (a guard digit
     that keeps a column aligned). Unknown or zero spread: SINGLE_RUN_DECIMALS."""
-    if std is None or std <= 0.0 or math.isnan(std):
+    if std is None or math.isnan(std) or std < 1e-9:  # equal seeds: a mean's rounding leaves ~1e-14
         return SINGLE_RUN_DECIMALS
     return min(3, max(1, -math.floor(math.log10(std))))
 
@@ -53,7 +53,7 @@ def mean_row(seed_rows: list, asked: int) -> dict:
         row[f"{key}_pct"], row[f"{key}_std"] = mean, std
     for key in ("epochs", "wall_time_s", "images_per_s"):
         row[key] = _mean_of(done, key)
-    row["decimals"] = decimals_for(row["top1_std"])
+    row["top1_decimals"], row["top5_decimals"] = decimals_for(row["top1_std"]), decimals_for(row["top5_std"])
     row["delta_top1"] = row["delta_within_uncertainty"] = None
     if row.get("delta_note") is None and row.get("published_top1") is not None and row["top1_pct"] is not None:
         row["delta_top1"] = row["top1_pct"] - row["published_top1"]
