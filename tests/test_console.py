@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 # Each line a training run may print: its own log lines, its last line, and nothing else.
 OWN_LINE = re.compile(r"^\d\d:\d\d:\d\d (INFO|WARNING) |^lenet5 on digits: ")
 CHATTER = ("absl::InitializeLog", "oneDNN custom operations", "Unable to initialize backend")
@@ -37,3 +39,14 @@ def test_verbose_lets_the_start_up_lines_through():
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert any(mark in done.stderr for mark in CHATTER), done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("module", ["cnn_jax.data", "cnn_jax.train.reporting", "cnn_jax.train.suite"])
+def test_importing_a_module_that_reaches_tensorflow_prints_nothing(module):
+    # Commands reach TensorFlow through the input pipeline or through clu's metric writers.
+    env = dict(os.environ, CNN_JAX_VERBOSE="0")
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not any(mark in done.stderr + done.stdout for mark in CHATTER), done.stderr[-2000:]

@@ -9,9 +9,10 @@ import time
 
 import jax
 
-from clu import metric_writers
+from cnn_jax.console import import_tensorflow, quiet_library_loggers
 
-from cnn_jax.console import quiet_library_loggers
+import_tensorflow()  # clu's writers import it: without its native start-up lines
+from clu import metric_writers  # noqa: E402
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
