@@ -1,0 +1,61 @@
+"""Copy a suite's results into experiments/results/ as data: its table (Markdown, CSV), and per
+run the resolved config, the metrics, the results and the training log, with a RUNS.md that
+lists each run's command, seed, epochs and wall time. Checkpoints and TensorBoard events stay
+in the workdir.
+
+    python tools/collect_results.py experiments/fashion_mnist.py runs/fashion_mnist experiments/results/fashion_mnist
+"""
+
+import json
+import pathlib
+import runpy
+import shutil
+import sys
+
+RUN_FILES = ("config.json", "metrics.jsonl", "results.json", "train.log")
+
+
+def run_dirs(workdir: pathlib.Path, entry: dict) -> list:
+    """(seed or None, directory) of an entry's runs, in the suite runner's layout."""
+    if int(entry.get("seeds", 1)) > 1:
+        return [(k, workdir / entry["name"] / f"seed{k}") for k in range(int(entry["seeds"]))]
+    return [(None, workdir / entry["name"])]
+
+
+def command(suite: str, entry: dict, seed, workdir: pathlib.Path) -> str:
+    seed_flag = "" if seed is None else f" --config.seed={seed}"
+    overrides = "".join(f" --config.{k}={v}" for k, v in entry.get("overrides", {}).items())
+    return f"cnn-jax train --config {entry['config']}{overrides}{seed_flag} --workdir {workdir}"
+
+
+def collect(suite: str, workdir: pathlib.Path, out: pathlib.Path) -> str:
+    entries = runpy.run_path(suite)["ENTRIES"]
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("table.md", "table.csv"):
+        if (workdir / name).exists():
+            shutil.copy2(workdir / name, out / name)
+    lines = ["| run | seed | status | top-1 % | epochs | wall time | command |", "|---|---:|---|---:|---:|---:|---|"]
+    for entry in entries:
+        for seed, run in run_dirs(workdir, entry):
+            if not (run / "results.json").exists():
+                continue
+            target = out / run.relative_to(workdir)
+            target.mkdir(parents=True, exist_ok=True)
+            for name in RUN_FILES:
+                if (run / name).exists():
+                    shutil.copy2(run / name, target / name)
+            r = json.loads((run / "results.json").read_text())
+            top1 = "–" if r.get("top1") is None else f"{100 * r['top1']:.2f}"
+            lines.append(f"| {run.relative_to(workdir)} | {'' if seed is None else seed} | {r.get('status')} | "
+                         f"{top1} | {r.get('epochs')} | {r.get('wall_time_s', 0) / 60:.1f} min | "
+                         f"`{command(suite, entry, seed, run)}` |")
+    text = (f"# Runs of `{suite}`\n\nSuite command: `cnn-jax reproduce {suite} --workdir {workdir}`; "
+            "each run below is the `cnn-jax train` command the suite issues.\n\n" + "\n".join(lines) + "\n")
+    (out / "RUNS.md").write_text(text)
+    return text
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit("usage: python tools/collect_results.py SUITE_FILE SUITE_WORKDIR OUT_DIR")
+    print(collect(sys.argv[1], pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])), end="")
