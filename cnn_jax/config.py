@@ -147,11 +147,52 @@ def parse_arg(arg: str | None) -> dict:
     return out
 
 
-def check_arg(arg: dict, allowed: set, config_file: str) -> None:
+def check_arg(arg: dict, allowed: set, config_file: str, takes_value: set | None = None) -> None:
+    """Refuse unknown argument names; with `takes_value`, also a value given to a bare word
+    (`cpu=0` would read as true) and a bare name of those that need one (`depth`)."""
     for key in arg:
         if key not in allowed:
             raise UserError(f"{config_file} does not take the argument {key!r}"
                             f"{did_you_mean(key, allowed)}; it takes {', '.join(sorted(allowed))}.")
+        if takes_value is None:
+            continue
+        if key in takes_value and arg[key] is True:
+            raise UserError(f"{config_file}: the argument {key} needs a value; write {key}=VALUE.")
+        if key not in takes_value and arg[key] is not True:
+            raise UserError(f"{config_file}: {key} is a bare word and takes no value; write {key}, not "
+                            f"{key}={arg[key]}.")
+
+
+def choice(arg: dict, key: str, allowed, default, config_file: str):
+    """arg[key], or `default` when absent, as the element of `allowed` it names (numbers compare
+    as numbers: alpha=1 is 1.0); otherwise one sentence naming the allowed values."""
+    value = arg.get(key, default)
+    for option in allowed:
+        if str(value) == str(option) or _same_number(value, option):
+            return option
+    raise UserError(f"{config_file}: {key}={value} is not one of {', '.join(map(str, allowed))}; "
+                    f"e.g. {config_file}:{key}={default}.")
+
+
+def positive_number(arg: dict, key: str, default: float, config_file: str) -> float:
+    """arg[key] (or `default`) as a number above 0; otherwise one sentence."""
+    value = arg.get(key, default)
+    try:
+        number = float(value) if value is not True else 0.0
+    except ValueError:
+        number = 0.0
+    if not 0 < number < float("inf"):
+        raise UserError(f"{config_file}: {key}={value} is not a positive number; e.g. {config_file}:{key}={default}.")
+    return number
+
+
+def _same_number(value, option) -> bool:
+    if isinstance(option, bool) or not isinstance(option, (int, float)) or value is True:
+        return False
+    try:
+        return float(value) == option
+    except (TypeError, ValueError):
+        return False
 
 
 def config_from_flags(argv: list) -> tuple:
@@ -179,6 +220,9 @@ def config_from_flags(argv: list) -> tuple:
     if not pathlib.Path(path).is_file():
         raise UserError(f"Config file {path!r} does not exist; pass the path of a file in configs/, "
                         "e.g. --config configs/lenet5.py.")
+    from cnn_jax.config_rules import check_config
+    from cnn_jax.input_files import check_config_file
+    check_config_file(path, spec.split(":", 1)[1] if ":" in spec else None)  # its mistakes, by file and line
     try:
         fv(argv_for_flags)
         config = fv["config"].value
@@ -186,6 +230,7 @@ def config_from_flags(argv: list) -> tuple:
         raise
     except Exception as e:  # absl wraps the override errors of config_flags in several types
         raise UserError(_override_message(e)) from None
+    check_config(config)  # every key and rule (cnn_jax/config_rules.py), before any work
     return config, rest
 
 

@@ -37,7 +37,7 @@ PAPER = {
 
 def get_config(arg=None):
     a = parse_arg(arg)
-    check_arg(a, {"owt", "cpu"}, "configs/alexnet.py")
+    check_arg(a, {"owt", "cpu"}, "configs/alexnet.py", takes_value=set())
     c = base_config()
     c.dataset = "imagenet2012"
     c.optimizer.name = "sgd"

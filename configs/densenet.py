@@ -22,8 +22,7 @@ Arguments: depth=121|169|201|161 (default 121), cpu (4 steps on `digits` at 32x3
 batch 16, lr scaled linearly).
 """
 
-from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
-from cnn_jax.errors import UserError
+from cnn_jax.config import base_config, check_arg, choice, cpu_variant, parse_arg
 
 DEPTHS = (121, 169, 201, 161)
 _ONE_CROP = "ILSVRC-2012 val, 1 centre crop 224"
@@ -37,11 +36,8 @@ PAPER = {
 
 def get_config(arg=None):
     a = parse_arg(arg)
-    check_arg(a, {"depth", "cpu"}, "configs/densenet.py")
-    depth = str(a.get("depth", 121))
-    if depth not in {str(d) for d in DEPTHS}:
-        raise UserError(f"configs/densenet.py: depth={depth} is not one of "
-                        f"{', '.join(map(str, DEPTHS))}; e.g. configs/densenet.py:depth=121.")
+    check_arg(a, {"depth", "cpu"}, "configs/densenet.py", takes_value={"depth"})
+    depth = str(choice(a, "depth", DEPTHS, 121, "configs/densenet.py"))
     c = base_config()
     c.model = f"densenet{depth}"
     c.dataset = "imagenet2012"

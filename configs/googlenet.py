@@ -34,7 +34,7 @@ PAPER = {"googlenet": {"top1": None, "top5": 89.93,
 
 def get_config(arg=None):
     a = parse_arg(arg)
-    check_arg(a, {"cpu"}, "configs/googlenet.py")
+    check_arg(a, {"cpu"}, "configs/googlenet.py", takes_value=set())
     c = base_config()
     c.model = "googlenet"
     c.model_kwargs.aux_logits = True

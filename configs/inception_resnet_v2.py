@@ -36,7 +36,7 @@ PAPER = {"inception_resnet_v2": {"top1": 80.1, "top5": 95.1,
 
 def get_config(arg=None):
     a = parse_arg(arg)
-    check_arg(a, {"cpu"}, "configs/inception_resnet_v2.py")
+    check_arg(a, {"cpu"}, "configs/inception_resnet_v2.py", takes_value=set())
     c = base_config()
     c.model = "inception_resnet_v2"
     c.model_kwargs.dropout_rate = 0.2

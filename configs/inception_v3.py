@@ -44,7 +44,7 @@ PAPER = {"inception_v3": {"top1": 78.8, "top5": 94.4,
 
 def get_config(arg=None):
     a = parse_arg(arg)
-    check_arg(a, {"cpu"}, "configs/inception_v3.py")
+    check_arg(a, {"cpu"}, "configs/inception_v3.py", takes_value=set())
     c = base_config()
     c.model = "inception_v3"
     c.model_kwargs.aux_logits = True

@@ -17,7 +17,7 @@ Same optimiser and schedule; the RBF codes stay the digit bitmaps, which for
 Fashion-MNIST's garments are just ten fixed, distinct targets. `cpu` wins over them.
 """
 
-from cnn_jax.config import base_config, check_arg, parse_arg
+from cnn_jax.config import base_config, check_arg, choice, parse_arg
 from cnn_jax.errors import UserError
 
 IDX_DATASETS = {"mnist": "mnist", "fashion": "fashion_mnist"}
@@ -25,13 +25,13 @@ IDX_DATASETS = {"mnist": "mnist", "fashion": "fashion_mnist"}
 
 def get_config(arg=None):
     a = parse_arg(arg)
-    check_arg(a, {"cpu", "head", *IDX_DATASETS}, "configs/lenet5.py")
+    check_arg(a, {"cpu", "head", *IDX_DATASETS}, "configs/lenet5.py", takes_value={"head"})
     chosen = [word for word in IDX_DATASETS if a.get(word)]
     if len(chosen) > 1:
         raise UserError("configs/lenet5.py takes one of mnist and fashion; pass only one.")
     c = base_config()
     c.model = "lenet5"
-    c.model_kwargs.head = a.get("head", "rbf")
+    c.model_kwargs.head = choice(a, "head", ("rbf", "softmax"), "rbf", "configs/lenet5.py")
     c.dataset = "digits"
     c.data.recipe = "digits"
     c.data.image_size = 32

@@ -17,15 +17,18 @@ the last layers an empty map); the paper's RMSProp at the per-worker batch of 96
 (4-pixel translation, flips) and the dataset's own mean/std.
 """
 
-from cnn_jax.config import base_config, check_arg, parse_arg
+from cnn_jax.config import base_config, check_arg, choice, parse_arg, positive_number
+
+FILE = "configs/mobilenet_v1.py"
+ALPHAS = (0.25, 0.5, 0.75, 1.0)  # the width multipliers of the paper's Table 6
 
 
 def get_config(arg=None):
     a = parse_arg(arg)
-    check_arg(a, {"alpha", "cpu", "fashion", "epochs"}, "configs/mobilenet_v1.py")
+    check_arg(a, {"alpha", "cpu", "fashion", "epochs"}, FILE, takes_value={"alpha", "epochs"})
     c = base_config()
     c.model = "mobilenet_v1"
-    c.model_kwargs.alpha = float(a.get("alpha", 1.0))
+    c.model_kwargs.alpha = choice(a, "alpha", ALPHAS, 1.0, FILE)
     c.dataset = "imagenet2012"
     c.data.recipe = "inception"
     c.data.image_size = 224
@@ -50,7 +53,7 @@ def get_config(arg=None):
         c.data.image_size = 32
         c.data.channels = 1
         c.batch_size = 128
-        c.num_epochs = float(a.get("epochs", 30))
+        c.num_epochs = positive_number(a, "epochs", 30, FILE)
         c.optimizer.lr = 0.045 * 128 / 96
         c.schedule.factor = 0.9
         c.schedule.warmup_epochs = 1.0

@@ -39,7 +39,7 @@ Arguments: depth=18|34|50|101|152 (default 50); v1 (default, the paper) or v1_5;
 every 2 steps with patience 1 so that the plateau rule runs).
 """
 
-from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
+from cnn_jax.config import base_config, check_arg, choice, cpu_variant, parse_arg
 from cnn_jax.errors import UserError
 
 DEPTHS = (18, 34, 50, 101, 152)
@@ -54,23 +54,12 @@ PAPER = {
 }
 
 
-def _depth(arg: dict) -> int:
-    try:
-        depth = int(arg.get("depth", 50))
-    except ValueError:
-        depth = -1
-    if depth not in DEPTHS:
-        raise UserError(f"configs/resnet.py: depth={arg.get('depth')} is not one of "
-                        f"{', '.join(map(str, DEPTHS))}; e.g. configs/resnet.py:depth=50.")
-    return depth
-
-
 def get_config(arg=None):
     a = parse_arg(arg)
-    check_arg(a, {"depth", "v1", "v1_5", "cpu"}, "configs/resnet.py")
+    check_arg(a, {"depth", "v1", "v1_5", "cpu"}, "configs/resnet.py", takes_value={"depth"})
     if a.get("v1") and a.get("v1_5"):
         raise UserError("configs/resnet.py takes v1 or v1_5, not both.")
-    depth, v1_5 = _depth(a), bool(a.get("v1_5"))
+    depth, v1_5 = choice(a, "depth", DEPTHS, 50, "configs/resnet.py"), bool(a.get("v1_5"))
     c = base_config()
     c.model = f"resnet{depth}_v1_5" if v1_5 and depth >= 50 else f"resnet{depth}"
     c.model_kwargs.shortcut = "B"

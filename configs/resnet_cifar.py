@@ -19,7 +19,7 @@ over them. `epochs=N` trains N epochs instead of 64k iterations, with the paper'
 divisions of the rate at the same fractions of the run (50% and 75%).
 """
 
-from cnn_jax.config import base_config, check_arg, parse_arg
+from cnn_jax.config import base_config, check_arg, choice, parse_arg
 from cnn_jax.errors import UserError
 
 IDX_DATASETS = {"mnist": "mnist", "fashion": "fashion_mnist"}
@@ -29,11 +29,12 @@ PAPER_TOP1 = {20: 91.25, 32: 92.49, 44: 92.83, 56: 93.03, 110: 93.57}
 
 def get_config(arg=None):
     a = parse_arg(arg)
-    check_arg(a, {"depth", "cpu", "epochs", *IDX_DATASETS}, "configs/resnet_cifar.py")
+    check_arg(a, {"depth", "cpu", "epochs", *IDX_DATASETS}, "configs/resnet_cifar.py",
+              takes_value={"depth", "epochs"})
     chosen = [word for word in IDX_DATASETS if a.get(word)]
     if len(chosen) > 1:
         raise UserError("configs/resnet_cifar.py takes one of mnist and fashion; pass only one.")
-    depth = int(a.get("depth", 20))
+    depth = choice(a, "depth", tuple(PAPER_TOP1), 20, "configs/resnet_cifar.py")  # the paper's 6n+2 depths
     c = base_config()
     c.model = f"resnet{depth}"
     c.dataset = "cifar10"

@@ -13,25 +13,35 @@ The head is whatever does not load: the parameters whose shapes differ (the clas
 when the class count changes) and any the source lacks. The log lists them.
 """
 
-from cnn_jax.config import base_config, check_arg, parse_arg
+from cnn_jax import models
+from cnn_jax.config import base_config, check_arg, choice, parse_arg, positive_number
+from cnn_jax.errors import UserError, did_you_mean
+
+FILE = "configs/transfer.py"
+
+
+def _model(a: dict) -> str:
+    name = a.get("model", "lenet5")
+    if name not in models.list_models():
+        raise UserError(f"{FILE}: model={name} is not a model name{did_you_mean(str(name), models.list_models())}; "
+                        "`cnn-jax summary --list` shows them.")
+    return name
 
 
 def get_config(arg=None):
     a = parse_arg(arg)
-    check_arg(a, {"from", "data", "model", "mode", "size", "channels", "cpu"}, "configs/transfer.py")
+    check_arg(a, {"from", "data", "model", "mode", "size", "channels", "cpu"}, FILE,
+              takes_value={"from", "data", "model", "mode", "size", "channels"})
     c = base_config()
-    c.model = a.get("model", "lenet5")
+    c.model = _model(a)
     if c.model == "lenet5":
         c.model_kwargs.head = "softmax"
     c.dataset = a.get("data", "digits")
     c.data.recipe = "digits" if c.model == "lenet5" else "torchvision"
-    c.data.image_size = int(a.get("size", 32 if c.model == "lenet5" else 224))
-    c.data.channels = int(a.get("channels", 1 if c.model == "lenet5" else 3))
-    c.transfer.init_from = a.get("from", "")
-    mode = a.get("mode", "finetune")
-    if mode not in ("finetune", "features"):
-        from cnn_jax.errors import UserError
-        raise UserError(f"configs/transfer.py mode must be finetune or features, not {mode!r}.")
+    c.data.image_size = int(positive_number(a, "size", 32 if c.model == "lenet5" else 224, FILE))
+    c.data.channels = choice(a, "channels", (1, 3), 1 if c.model == "lenet5" else 3, FILE)
+    c.transfer.init_from = a.get("from", "")  # required: without it the config check refuses the run
+    mode = choice(a, "mode", ("finetune", "features"), "finetune", FILE)
     c.transfer.freeze = "backbone" if mode == "features" else ""
     c.transfer.backbone_lr_scale = 1.0 if mode == "features" else 0.1
     c.batch_size = 32

@@ -76,7 +76,7 @@ def _letter(arg: dict) -> str:
 
 def get_config(arg=None):
     a = _normalise(parse_arg(arg))
-    check_arg(a, set(MODELS) | {"bn", "cpu"}, "configs/vgg.py")
+    check_arg(a, set(MODELS) | {"bn", "cpu"}, "configs/vgg.py", takes_value=set())
     letter = _letter(a)
     if a.get("bn") and letter not in BN_MODELS:
         raise UserError(f"VGG config {letter} has no BatchNorm variant (torchvision has A, B, D, E); "

@@ -32,7 +32,7 @@ PAPER = {"xception": {"top1": 79.0, "top5": 94.5,
 
 def get_config(arg=None):
     a = parse_arg(arg)
-    check_arg(a, {"cpu"}, "configs/xception.py")
+    check_arg(a, {"cpu"}, "configs/xception.py", takes_value=set())
     c = base_config()
     c.model = "xception"
     c.model_kwargs.dropout_rate = 0.5

@@ -34,7 +34,7 @@ PAPER = {"zfnet": {"top1": 61.6, "top5": 83.5,
 
 def get_config(arg=None):
     a = parse_arg(arg)
-    check_arg(a, {"cpu"}, "configs/zfnet.py")
+    check_arg(a, {"cpu"}, "configs/zfnet.py", takes_value=set())
     c = base_config()
     c.model = "zfnet"
     c.model_kwargs.dropout_rate = 0.5

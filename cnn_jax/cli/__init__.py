@@ -11,6 +11,7 @@ from cnn_jax.errors import UserError  # noqa: E402
 USAGE = """cnn-jax COMMAND ...
 
   train      --config configs/lenet5.py --workdir runs/lenet5 [--config.KEY=VALUE ...]
+  config     [--markdown] | --config configs/lenet5.py [--config.KEY=VALUE ...]   (the keys; or check a config)
   eval       --workdir runs/lenet5 [--protocol center] [--step best|latest|N]
   eval       --weights FILE --model NAME --data DATA --out DIR [--split val]   (imported weights)
   summary    resnet50 [--input-size 224] | --list
@@ -40,12 +41,15 @@ def _enable_compilation_cache() -> None:
 # when it runs so that `cnn-jax --help` and process set-up stay fast.
 COMMANDS = {"train": "train", "eval": "eval", "summary": "summary", "table": "table",
             "reproduce": "reproduce", "bench": "bench", "sweep": "sweep", "explain": "explain",
-            "features": "features", "bench-data": "bench_data", "compare": "compare"}
+            "features": "features", "bench-data": "bench_data", "compare": "compare", "config": "config"}
 
 
 def _run(command: str, argv: list) -> int:
     import importlib
-    return importlib.import_module(f"{__name__}.{COMMANDS[command]}").run(argv)
+
+    from cnn_jax.cli.common import usage_errors_as_user_errors
+    with usage_errors_as_user_errors():
+        return importlib.import_module(f"{__name__}.{COMMANDS[command]}").run(argv)
 
 
 def main(argv: list | None = None) -> None:

@@ -4,6 +4,8 @@
 import argparse
 import json
 
+from cnn_jax.cli.common import whole_number
+from cnn_jax.config_schema import MAX_IMAGE
 from cnn_jax.layers import impls
 from cnn_jax.train.bench import DTYPES, bench
 
@@ -11,14 +13,15 @@ from cnn_jax.train.bench import DTYPES, bench
 def run(argv: list) -> int:
     p = argparse.ArgumentParser(prog="cnn-jax bench")
     p.add_argument("model")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=whole_number(1), default=16)
     p.add_argument("--dtype", default="auto", choices=("auto",) + tuple(sorted(DTYPES)),
                    help="auto: bfloat16 on GPU/TPU, float32 on CPU (as training's default)")
-    p.add_argument("--input-size", type=int, default=0)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--num-classes", type=int, default=1000)
-    p.add_argument("--num-devices", type=int, default=0)
+    p.add_argument("--input-size", type=whole_number(0, MAX_IMAGE), default=0, help="0: the model's paper input")
+    p.add_argument("--steps", type=whole_number(1), default=5)
+    p.add_argument("--warmup", type=whole_number(0), default=2)
+    p.add_argument("--num-classes", type=whole_number(0), default=0,
+                   help="0: the model's own class count (the registry's; 10 for LeNet-5's RBF head)")
+    p.add_argument("--num-devices", type=whole_number(0), default=0)
     p.add_argument("--loop", action="store_true", help="also time the training loop's machinery")
     impls.add_flags(p)
     a = p.parse_args(argv)

@@ -13,6 +13,8 @@ def run(argv: list) -> int:
                    help="train every entry over seeds 0..N-1 into NAME/seed<k>/ (overrides the entries' own "
                    "`seeds`; 1 trains each entry once in NAME/)")
     a = p.parse_args(argv)
+    from cnn_jax.input_files import raise_problems, workdir_path_problems
+    raise_problems(workdir_path_problems(a.workdir))
     from cnn_jax.train.reporting import setup_logging
     from cnn_jax.train.suite import run_suite
     setup_logging(None)

@@ -42,6 +42,8 @@ def run(argv: list) -> int:
     a = _parser().parse_args(argv)
     if a.trials < 0 or a.workers < 1 or a.heartbeat < 0 or a.confirm_seeds < 0:
         raise UserError("--trials, --workers, --heartbeat and --confirm-seeds must be positive; e.g. --workers 2.")
+    from cnn_jax.input_files import raise_problems, workdir_path_problems
+    raise_problems(workdir_path_problems(a.workdir))
     sweep = load_sweep(a.sweep_file)
     if a.trials:
         sweep = dataclasses.replace(sweep, trials=a.trials)

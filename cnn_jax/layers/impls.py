@@ -10,6 +10,7 @@ from cnn_jax.layers import batchnorm, conv, dense, pooling
 _SWITCHES = ((conv.SWITCH, conv.resolve), (batchnorm.SWITCH, batchnorm.resolve),
              (pooling.SWITCH, pooling.resolve), (dense.SWITCH, dense.resolve))
 KEYS = tuple(switch.key for switch, _ in _SWITCHES)
+CHOICES = {switch.key: switch.choices for switch, _ in _SWITCHES}  # besides `auto`
 # What each choice means, for command-line help.
 _HELP = {"conv_impl": "xla: XLA's convolutions; gemm: 1x1 convolutions as matmuls; onednn: every "
                       "convolution through oneDNN (CPU); auto: onednn on CPU where it builds, else "

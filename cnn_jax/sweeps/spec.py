@@ -21,7 +21,6 @@ Parameter names are config keys, so a trial is `BASE` + `OVERRIDES` + its sample
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 import pathlib
 
@@ -29,6 +28,7 @@ import optuna
 
 from cnn_jax.config import config_from_flags
 from cnn_jax.errors import UserError, did_you_mean
+from cnn_jax.input_files import load_python_file
 
 SAMPLERS = ("grid", "random", "tpe")
 KINDS = ("float", "log", "int", "choice")
@@ -67,10 +67,7 @@ class Sweep:
 
 
 def _module(path: pathlib.Path):
-    spec = importlib.util.spec_from_file_location(f"_cnn_jax_sweep_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_python_file(path, f"_cnn_jax_sweep_{path.stem}")  # a syntax error is named by file and line
 
 
 def load_sweep(path) -> Sweep:
@@ -131,6 +128,21 @@ def _validate(s: Sweep) -> None:
     config, _ = config_from_flags(trial_argv(s, {}))
     for key in s.space:
         _check_key(config, key)
+    _check_space_values(s)
+
+
+def _check_space_values(s: Sweep) -> None:
+    """Each value a trial can take (a list's values, a range's ends) within its key's schema, so that
+    a bad value fails the sweep before its first trial rather than as a failed trial."""
+    from cnn_jax.config_schema import SCHEMA
+    from cnn_jax.input_files import raise_problems
+    problems = []
+    for key, spec in s.space.items():
+        for value in spec.get("values", [spec.get("lo"), spec.get("hi")]):
+            problem = SCHEMA[key].problem(key, value) if key in SCHEMA else None
+            if problem:
+                problems.append(f"SPACE[{key!r}] of sweep {s.name!r}: {problem}")
+    raise_problems(problems)
 
 
 def _check_key(config, key: str) -> None:

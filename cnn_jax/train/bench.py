@@ -7,6 +7,7 @@ repeated steps; on a shared machine compare figures measured in the same run, an
 "train_img_per_s_fastest" (the fastest step's) is the one other tenants disturb least.
 """
 
+import functools
 import statistics
 import time
 
@@ -16,8 +17,9 @@ import numpy as np
 import optax
 
 from cnn_jax import models
-from cnn_jax.layers import impls
 from cnn_jax.config import resolve_dtype
+from cnn_jax.layers import impls
+from cnn_jax.model_input import check_input
 from cnn_jax.train import parallel
 from cnn_jax.train.state import create_state
 from cnn_jax.train.steps import make_train_step, zero_train_metrics
@@ -25,8 +27,10 @@ from cnn_jax.train.steps import make_train_step, zero_train_metrics
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
+@functools.cache
 def matmul_peak_flops(dtype=jnp.float32, n: int = 2048, repeats: int = 5) -> float:
-    """FLOP/s of a large square matmul on the first device (float32 accumulation for bf16)."""
+    """FLOP/s of a large square matmul on the first device (float32 accumulation for bf16);
+    measured once per process, which benchmarks several models against the same peak."""
     a = jnp.ones((n, n), dtype)
     f = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
     f(a, a).block_until_ready()
@@ -58,11 +62,13 @@ def _flops(stage) -> float:
 
 
 def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int = 0, steps: int = 5,
-          warmup: int = 2, num_classes: int = 1000, num_devices: int = 0, loop: bool = False,
+          warmup: int = 2, num_classes: int = 0, num_devices: int = 0, loop: bool = False,
           impl: dict | None = None) -> dict:
     """`impl`: the implementation switches (cnn_jax/layers/impls.py); absent ones `auto`, the
-    training defaults' choice for this platform (cnn_jax.config.resolve_for_platform)."""
+    training defaults' choice for this platform (cnn_jax.config.resolve_for_platform).
+    `num_classes` 0: the registry's class count for the model (LeNet-5's RBF head has 10 codes)."""
     spec = models.get_spec(name)
+    num_classes = num_classes or spec.num_classes
     platform = jax.default_backend()
     impl = impls.resolve({**{key: "auto" for key in impls.KEYS}, **(impl or {})}, platform)
     dtype = resolve_dtype(dtype, platform)
@@ -73,6 +79,7 @@ def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int 
     model = models.create_model(name, num_classes=num_classes, dtype=DTYPES[dtype])
     tx = optax.sgd(0.01, momentum=0.9)
     shape = (batch_size, size, size, spec.in_channels)
+    check_input(name, model, size, spec.in_channels, "pass a larger --input-size")  # before any compilation
     state = jax.jit(lambda r: create_state(model, tx, r, (1,) + shape[1:]), out_shardings=repl)(jax.random.key(0))
     rng = np.random.default_rng(0)
     batch_np = {"image": rng.standard_normal(shape, dtype=np.float32),
