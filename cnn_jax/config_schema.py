@@ -15,7 +15,6 @@ from typing import Callable
 from cnn_jax.errors import did_you_mean
 from cnn_jax.layers.impls import CHOICES as SWITCH_CHOICES
 from cnn_jax.train.optim import OPTIMIZERS, SCHEDULES
-from cnn_jax.train.selection import REPORT_CHECKPOINTS
 
 INT32_MAX = 2**31 - 1    # steps and seeds become int32 arrays
 MAX_BATCH = 2**20        # beyond any device memory; keeps a typo from allocating for minutes
@@ -228,7 +227,7 @@ SCHEMA = {
     "keep_checkpoints": _count("the latest K checkpoints kept, plus the best by minival when there is minival",
                                1),
     "report_checkpoint": Key(str, "results.json's top-1/top-5: final, or best_minival (best by minival top-1)",
-                             choices=REPORT_CHECKPOINTS),
+                             choices=("final", "best_minival")),  # cnn_jax/train/selection.py's
     "progress_bar": Key(bool, "a progress bar, on an interactive terminal only"),
 }
 

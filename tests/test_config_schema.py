@@ -52,9 +52,11 @@ def test_an_entry_refuses_with_one_sentence_naming_the_key_and_the_flag(name, va
     assert problem and problem.startswith(name) and f"--config.{name}" in problem and problem.endswith(".")
 
 
-def test_rules_read_only_known_keys():
+def test_rules_read_only_known_keys_and_choices_match_their_modules():
     for keys, _ in RULES:
         assert set(keys) <= set(SCHEMA), keys
+    from cnn_jax.train.selection import REPORT_CHECKPOINTS  # spelled out in the schema, which loads without it
+    assert SCHEMA["report_checkpoint"].choices == REPORT_CHECKPOINTS
 
 
 # --- every config file and argument passes -----------------------------------------------------
