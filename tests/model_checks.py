@@ -13,12 +13,14 @@ def native_shape(name: str, batch: int = 1) -> tuple:
     return (batch, spec.input_size, spec.input_size, spec.in_channels)
 
 
-def check_params_and_macs(name: str, macs_tolerance: float = 0.02):
-    """Exact trainable parameters and MACs within `macs_tolerance` of shared/reference."""
+def check_params_and_macs(name: str):
+    """Trainable parameters and MACs (summarize: jax.eval_shape, batch 1, native size) equal to
+    reference.json's figures exactly: both count conv and dense multiply-adds only."""
     ref = reference_numbers()[name]
     s = summarize(models.create_model(name), native_shape(name))
+    assert ref["input_size"] == native_shape(name)[1], (name, ref["input_size"])
     assert s.total_params == ref["params_exact"], (name, s.total_params, ref["params_exact"])
-    assert abs(s.total_macs - ref["macs"]) <= macs_tolerance * ref["macs"], (name, s.total_macs, ref["macs"])
+    assert s.total_macs == ref["macs"], (name, s.total_macs, ref["macs"])
     return s
 
 

@@ -14,12 +14,11 @@ os.environ["KERAS_BACKEND"] = "jax"  # before anything imports keras
 import functools  # noqa: E402
 
 import jax  # noqa: E402
+import keras  # noqa: E402  (a test dependency: pyproject's `test` extra)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-keras = pytest.importorskip("keras")
-
-from cnn_jax.weights import keras_import as ki
+from cnn_jax.weights import keras_import as ki  # noqa: E402
 
 RTOL = 1e-4
 SLOW_MODELS = ["vgg16", "vgg19", "resnet101", "resnet152", "inception_v3",

@@ -43,7 +43,7 @@ def param_shapes(variables):
 
 
 @pytest.mark.parametrize("name", CLASSIC)
-def test_params_exact_and_macs_within_2_percent(name):
+def test_params_and_macs_equal_the_reference_exactly(name):
     check_params_and_macs(name)
 
 

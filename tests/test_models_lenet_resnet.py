@@ -13,7 +13,7 @@ REFERENCED = ["lenet5", "resnet18", "resnet34", "resnet50", "resnet101", "resnet
 
 
 @pytest.mark.parametrize("name", REFERENCED)
-def test_params_exact_and_macs_within_2_percent(name):
+def test_params_and_macs_equal_the_reference_exactly(name):
     check_params_and_macs(name)
 
 

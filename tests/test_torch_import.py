@@ -6,9 +6,10 @@ out here independently of `torch_maps`) and filled with random numbers, go throu
 values, and hand-picked ones where torchvision's layout says. Random values also
 stand in for BatchNorm statistics so that a misplaced one shows.
 
-With torch and torchvision (skipped otherwise): the same generators are checked
-against torchvision's own state dicts, `.pth` files load, and our logits equal
-torchvision's for random weights, as max |ours - torch| / max |torch|.
+The same generators are checked against torchvision's own state dicts as the goldens in
+tests/golden/ recorded them (tools/make_golden_logits.py; test_golden_logits.py compares
+the logits). With torch and torchvision (`slow`, skipped without them): `.pth` files load,
+and our logits equal torchvision's for random weights, as max |ours - torch| / max |torch|.
 """
 
 import collections
@@ -20,8 +21,10 @@ import jax
 import numpy as np
 import pytest
 from flax import traverse_util
+from test_golden_logits import read_golden, torch_state
 
 from cnn_jax.weights import torch_import as ti
+
 RTOL = 1e-4
 
 
@@ -375,20 +378,19 @@ def relative_logit_difference(model, module, variables, size, batch=2) -> float:
     return float(np.abs(ours - theirs).max() / np.abs(theirs).max())
 
 
-@pytest.mark.parametrize("architecture, ours", [
-    ("resnet18", CASES["resnet18"][0]), ("resnet50", CASES["resnet50_v1_5"][0]),
+@pytest.mark.parametrize("model_name, ours", [
+    ("resnet18", CASES["resnet18"][0]), ("resnet50_v1_5", CASES["resnet50_v1_5"][0]),
     ("densenet121", lambda: densenet_keys(32, 64, (6, 12, 24, 16), 10)),
-    ("vgg11_bn", lambda: vgg_keys(VGG11, True, 4096, 10)),
-    ("alexnet", lambda: alexnet_keys(4096, 10)), ("googlenet", CASES["googlenet_tv"][0])])
-def test_our_key_generators_are_torchvisions(architecture, ours):
-    torch = pytest.importorskip("torch")
-    torchvision = pytest.importorskip("torchvision")
-    kwargs = {"aux_logits": True, "init_weights": False} if architecture == "googlenet" else {}
-    with torch.device("meta"):  # shapes only: nothing is allocated
-        model = getattr(torchvision.models, architecture)(weights=None, num_classes=10, **kwargs)
-    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == ours()
+    ("vgg11_bn", lambda: vgg_keys(VGG11, True, 64, 10)),
+    ("alexnet_owt", lambda: alexnet_keys(64, 10)), ("googlenet_tv", CASES["googlenet_tv"][0])])
+def test_our_key_generators_are_torchvisions(model_name, ours):
+    """torchvision's state dict (10 classes, GoogLeNet with its aux heads, VGG's and AlexNet's
+    hidden FC layers 64 wide), key by key, as the golden of `model_name` recorded it."""
+    recipe, _ = read_golden("torch", model_name)
+    assert {key: tuple(shape) for key, shape, *_ in recipe["tensors"]} == ours()
 
 
+@pytest.mark.slow
 def test_resnet18_pth_logits_equal_torchvision(tmp_path):
     torch = pytest.importorskip("torch")
     model = torchvision_model("resnet18")
@@ -403,6 +405,7 @@ def test_resnet18_pth_logits_equal_torchvision(tmp_path):
                for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(variables)))
 
 
+@pytest.mark.slow
 def test_pth_of_objects_is_refused_by_torchs_weights_only_loader(tmp_path):
     torch = pytest.importorskip("torch")
     torch.save({"fc": torch.nn.Linear(2, 2)}, tmp_path / "module.pth")  # passes our import scan
@@ -415,11 +418,13 @@ def test_pth_of_objects_is_refused_by_torchs_weights_only_loader(tmp_path):
 
 
 def test_inception_v3_aux_head_follows_the_file():
-    model = torchvision_model("inception_v3")
-    module, variables = ti.load_torchvision_weights("inception_v3", model.state_dict())
+    full = torch_state(read_golden("torch", "inception_v3")[0])  # torchvision's, with AuxLogits
+    module, variables = ti.load_torchvision_weights("inception_v3", full)
     assert module.aux_logits and variables["params"]["aux"]["fc"]["kernel"].shape == (768, 10)
+    np.testing.assert_array_equal(variables["params"]["aux"]["fc"]["kernel"],
+                                  full["AuxLogits.fc.weight"].T)
     assert module.pool_count_include_pad  # torchvision's average pools count the padding
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("AuxLogits.")}
+    state = {k: v for k, v in full.items() if not k.startswith("AuxLogits.")}
     module, variables = ti.load_torchvision_weights("inception_v3", state)
     assert not module.aux_logits and "aux" not in variables["params"]
 
@@ -448,6 +453,7 @@ def test_inception_v3_logits_equal_torchvision_with_its_average_pools():
     assert rel > 1e-3
 
 
+@pytest.mark.slow
 def test_googlenet_tv_logits_equal_torchvision():
     model = torchvision_model("googlenet", aux_logits=True)
     module, variables = ti.load_torchvision_weights("googlenet_tv", model.state_dict())
