@@ -43,6 +43,9 @@ def base_config() -> ml_collections.ConfigDict:
         shuffle_buffer=16_384,            # >= the split size gives a full permutation
         cache=True,                       # keep decoded examples in memory (small datasets)
         skip_corrupt=False,               # drop undecodable images (counted in results.json)
+        minival_size=0,                   # examples of train_split held out for every choice made in training
+                                          # (best checkpoint, plateau, sweeps); 0 = none (cnn_jax/data/minival.py)
+        minival_seed=0,                   # which examples minival holds; independent of `seed`
         num_parallel_calls=-1,            # -1 = tf.data.AUTOTUNE
         # Modern add-ons, off in the paper recipes; None keeps the recipe's value (recipes.py).
         randaugment=placeholder(str),     # "N,M": N RandAugment ops at magnitude M (0-10), e.g. "2,9"
@@ -98,7 +101,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.log_every_steps = 50
     c.eval_every_steps = 0                # 0 = once per epoch
     c.checkpoint_every_steps = 0          # 0 = once per epoch
-    c.keep_checkpoints = 2                # the latest K, plus the best by validation top-1
+    c.keep_checkpoints = 2                # the latest K, plus the best by minival top-1 when there is minival
+    c.report_checkpoint = "final"         # results.json's top-1/top-5: final | best_minival (the best by minival top-1)
     c.progress_bar = True                 # only on an interactive terminal
     return c
 
@@ -126,7 +130,8 @@ def resolve_for_platform(config: ml_collections.ConfigDict, platform: str) -> ml
 def cpu_variant(c: ml_collections.ConfigDict, size: int = 32) -> ml_collections.ConfigDict:
     """The `cpu` argument of the paper configs: the same recipe (optimizer, schedule shape,
     loss) for 4 steps on `digits` at `size` pixels, batch 16, learning rate scaled linearly
-    to that batch; a plateau schedule evaluates every 2 steps so that it can act."""
+    to that batch; a plateau schedule evaluates every 2 steps so that it can act. A recipe
+    that holds out minival holds out 96 of the digits' 1,497 training examples."""
     c.dataset, c.data.recipe, c.data.image_size, c.data.channels = "digits", "digits", size, 1
     if not c.optimizer.lr_reference_batch:  # otherwise the lr follows batch_size by itself
         c.optimizer.lr *= 16 / c.batch_size
@@ -135,6 +140,8 @@ def cpu_variant(c: ml_collections.ConfigDict, size: int = 32) -> ml_collections.
     c.log_every_steps = 1
     if c.schedule.name == "plateau":
         c.eval_every_steps, c.schedule.patience = 2, 1
+    if c.data.minival_size:
+        c.data.minival_size = 96
     return c
 
 

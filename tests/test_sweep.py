@@ -26,11 +26,12 @@ LRS = [0.0003, 0.001, 0.003, 0.01]
 
 
 def _sweep_file(tmp_path, root, space, trials, steps=20, name="s", extra=""):
-    """A test-local sweep file: LeNet-5 for `steps` steps, evaluated every `steps // 2`."""
+    """A test-local sweep file: LeNet-5 for `steps` steps, evaluated every `steps // 2`, ranked on
+    150 training images held out as minival."""
     # data.cache off: an in-memory tf.data cache read partially then dropped can let an
     # evaluation see no example when a garbage collection lands at the wrong moment.
     overrides = {"num_train_steps": steps, "eval_every_steps": max(steps // 2, 1), "checkpoint_every_steps": 10,
-                 "log_every_steps": 10, "progress_bar": False, "data.cache": False}
+                 "log_every_steps": 10, "progress_bar": False, "data.cache": False, "data.minival_size": 150}
     path = tmp_path / f"{name}.py"
     path.write_text(f'BASE = "{root}/configs/lenet5.py"\nOVERRIDES = {overrides!r}\nSPACE = {space!r}\n'
                     f'TRIALS = {trials}\nSAMPLER = "grid"\n{extra}\n')
@@ -56,13 +57,14 @@ def test_grid_sweep_completes_sorted_and_continues_without_rerunning(tmp_path, d
     rows = _csv(wd)
     assert [r["state"] for r in rows] == ["COMPLETE"] * 4
     assert sorted(float(r["optimizer.lr"]) for r in rows) == LRS  # each grid point once
-    top1 = [float(r["top1"]) for r in rows]
-    assert top1 == sorted(top1, reverse=True) and [r["rank"] for r in rows] == ["1", "2", "3", "4"]
+    ranked = [float(r["minival_top1"]) for r in rows]  # the objective: minival, never the test split
+    assert ranked == sorted(ranked, reverse=True) and [r["rank"] for r in rows] == ["1", "2", "3", "4"]
     for r in rows:  # the table's numbers are the trials' results.json
         res = _results(wd / r["trial"])
-        assert (res["status"], res["steps"], res["top1"]) == ("completed", 20, pytest.approx(float(r["top1"])))
+        assert (res["status"], res["steps"], res["top1"], res["minival_top1"]) == \
+            ("completed", 20, pytest.approx(float(r["top1"])), pytest.approx(float(r["minival_top1"])))
         assert json.loads((wd / r["trial"] / "config.json").read_text())["optimizer"]["lr"] == float(r["optimizer.lr"])
-    assert f"| 1 | {rows[0]['trial']} | COMPLETE | {100 * top1[0]:.2f} |" in out
+    assert f"| 1 | {rows[0]['trial']} | COMPLETE | {100 * ranked[0]:.2f} |" in out
     assert (wd / "sweep.md").read_text() in out and (wd / "sweep.png").stat().st_size > 10_000
     # The table/plot path of `cnn-jax table --plot` on the same runs: one point per trial.
     dirs = sorted(wd.glob("trial_*"))
@@ -91,7 +93,7 @@ def test_a_failing_trial_is_recorded_and_the_others_run(tmp_path, data_dir, root
 
 
 def test_pruning_stops_a_trial_at_an_intermediate_evaluation(tmp_path, data_dir, root, capsys):
-    # No top-1 reaches 1.01: the threshold pruner stops the trial at its first evaluation.
+    # No minival top-1 reaches 1.01: the threshold pruner stops the trial at its first evaluation.
     f = _sweep_file(tmp_path, root, {"optimizer.lr": [0.003]}, trials=1, steps=20,
                     extra='PRUNER = ("threshold", {"lower": 1.01})')
     wd = tmp_path / "sweep"
@@ -101,9 +103,10 @@ def test_pruning_stops_a_trial_at_an_intermediate_evaluation(tmp_path, data_dir,
     res = _results(wd / "trial_0000")
     assert res["status"] == "pruned" and "step 10" in res["error"]
     val = [json.loads(line) for line in (wd / "trial_0000" / "metrics.jsonl").read_text().splitlines()]
-    val = [m for m in val if "val/top1" in m]
-    assert [m["step"] for m in val] == [10] and trial.intermediate_values[10] == pytest.approx(val[0]["val/top1"])
-    assert _csv(wd)[0]["state"] == "PRUNED" and float(_csv(wd)[0]["top1"]) == pytest.approx(val[0]["val/top1"])
+    val = [m for m in val if "minival/top1" in m]
+    assert [m["step"] for m in val] == [10] and trial.intermediate_values[10] == pytest.approx(val[0]["minival/top1"])
+    row = _csv(wd)[0]
+    assert row["state"] == "PRUNED" and float(row["minival_top1"]) == pytest.approx(val[0]["minival/top1"])
 
 
 def _env():

@@ -14,7 +14,8 @@ def run(argv: list) -> int:
                                 "--weights FILE --model NAME --data DATA --out DIR (add --help).")
     p.add_argument("--workdir", required=True)
     p.add_argument("--protocol", default="center", choices=["center", "10crop", "dense"])
-    p.add_argument("--step", default="best", help="best, latest, or a step number")
+    p.add_argument("--step", default="latest", help="latest (the final checkpoint; also: final), best (the best "
+                   "by minival top-1, for a run with minival) or a step number")
     p.add_argument("--num-devices", type=int, default=0)
     a = p.parse_args(argv)
     from cnn_jax.train.evaluate import evaluate_workdir
@@ -36,7 +37,7 @@ def run_weights(argv: list) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--normalization", default="", help="replace the source's input normalisation "
                    "(imagenet, caffe, inception, unit, none)")
-    p.add_argument("--step", default="best", help="with a workdir: best, latest or a step number")
+    p.add_argument("--step", default="latest", help="with a workdir: latest, best (by minival) or a step number")
     p.add_argument("--workdir", default="", help="a run whose model, dataset and data_dir are the "
                    "defaults of --model, --data and --data-dir")
     p.add_argument("--protocol", default="center", help="only center with --weights")

@@ -14,7 +14,7 @@ def parse(argv: list) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--layer", default=None, help="module path, e.g. stage3_block3 or C3")
     p.add_argument("--class", dest="class_", type=int, default=None, help="class to explain (default: predicted)")
-    p.add_argument("--step", default="best", help="checkpoint: best, latest or a step number")
+    p.add_argument("--step", default="latest", help="checkpoint: latest, best (by minival) or a step number")
     p.add_argument("--scale", type=int, default=0, help="pixel enlargement (0: automatic)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--samples", type=int, default=25, help="smoothgrad: noisy copies")

@@ -8,6 +8,16 @@ trains on the same data. Augmentation draws its randomness from (epoch seed,
 position in the epoch) with stateless ops, so it does not depend on parallelism
 either, and a run resumed at step s regenerates exactly the batches from s on.
 
+With `data.minival_size`, a fixed part of the training split (cnn_jax/data/minival.py) is
+held out: training reads the rest, and `eval_batches(..., minival=True)` reads it with
+the eval transform.
+
+Evaluation reads a split in its stored order (the order TFDS reads it without file
+shuffling: a prepared dataset's record order, an image folder's fixed-seed shuffle of
+its sorted files). Each eval example carries `index`, its position in that order,
+counted before any undecodable image is skipped, so two runs on the same split pair
+their predictions by `index`.
+
 With `data.skip_corrupt`, undecodable images are dropped, and a first decoding pass
 over each split counts the rest: the epoch length (and so every step number) follows
 from that count, as resuming needs, and results.json reports the number skipped.
@@ -21,11 +31,16 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from cnn_jax.data.datasets import Source
+from cnn_jax.data.minival import check_minival_size, in_minival, keep_part
 from cnn_jax.data.recipes import for_channels, recipe_from_config
 from cnn_jax.errors import UserError
 
 # TF is the input pipeline only: keep it off any accelerator.
 tf.config.set_visible_devices([], "GPU")
+
+# The parts of the data a run reads: training examples (the training split less minival),
+# minival, and the evaluation split.
+TRAIN, MINIVAL, EVAL = "train", "minival", "eval"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,43 +84,71 @@ class Pipeline:
         self.channels = int(config.data.channels) or source.image_shape[-1]
         self.recipe = for_channels(recipe_from_config(config.data), self.channels, source.name)
         self.parallel = tf.data.AUTOTUNE if config.data.num_parallel_calls < 0 else config.data.num_parallel_calls
-        self._train_base = self._decoded(source.train_split)
-        self._eval_cache = None
+        self.minival_size = int(config.data.get("minival_size", 0) or 0)
+        check_minival_size(self.minival_size, source.num_train, int(config.batch_size), source.train_split)
+        self._in_minival = in_minival(source.num_train, self.minival_size, int(config.data.get("minival_seed", 0))) \
+            if self.minival_size else None
+        self._train_base = self._examples(TRAIN)  # what every epoch shuffles
         self._skipped = {}
 
     # ---- sizes -----------------------------------------------------------------
     @property
     def num_train(self) -> int:
-        """Training examples the pipeline yields (the decodable ones with skip_corrupt)."""
-        return self.source.num_train - self.skipped(self.source.train_split)
+        """Training examples the pipeline yields (less minival; the decodable ones with skip_corrupt)."""
+        return self._part_size(TRAIN) - self.skipped(TRAIN)
 
-    def skipped(self, split: str) -> int:
-        """Undecodable images of `split` dropped by data.skip_corrupt (0 when it is off).
-        Counted by one decoding pass, which also fills data.cache for the train split."""
+    @property
+    def num_minival(self) -> int:
+        """Minival examples an evaluation of minival counts (0 without minival)."""
+        return self._part_size(MINIVAL) - self.skipped(MINIVAL) if self.minival_size else 0
+
+    def _part_size(self, part: str) -> int:
+        """Examples of `part` before data.skip_corrupt drops any."""
+        if part == EVAL:
+            return self.source.num_eval
+        return self.minival_size if part == MINIVAL else self.source.num_train - self.minival_size
+
+    def _split_of(self, part: str) -> str:
+        return self.source.eval_split if part == EVAL else self.source.train_split
+
+    def skipped(self, part: str) -> int:
+        """Undecodable images of `part` (TRAIN, MINIVAL or EVAL) dropped by data.skip_corrupt (0
+        when it is off). Counted by one decoding pass, which also fills data.cache for training."""
         if not self.config.data.skip_corrupt:
             return 0
-        if split not in self._skipped:
-            train = split == self.source.train_split
-            ds = self._train_base if train else self._decoded(split)
+        if part not in self._skipped:
+            ds = self._train_base if part == TRAIN else self._examples(part)
             kept = int(ds.reduce(np.int64(0), lambda n, *_: n + 1))
-            total = self.source.num_train if train else self.source.num_eval
-            self._skipped[split] = total - kept
+            total = self._part_size(part)
+            self._skipped[part] = total - kept
+            where = {TRAIN: " outside minival", MINIVAL: "'s minival"}.get(part, "") if self.minival_size else ""
             log = logging.warning if kept < total else logging.info
-            log("data.skip_corrupt: skipped %d undecodable image(s) of %d in split %r of %s",
-                total - kept, total, split, self.source.name)
-        return self._skipped[split]
+            log("data.skip_corrupt: skipped %d undecodable image(s) of %d in split %r%s of %s",
+                total - kept, total, self._split_of(part), where, self.source.name)
+        return self._skipped[part]
 
     def skipped_corrupt(self) -> dict:
         """{split name: undecodable images skipped} for the train and eval splits."""
-        return {split: self.skipped(split) for split in (self.source.train_split, self.source.eval_split)}
+        train = self.skipped(TRAIN) + (self.skipped(MINIVAL) if self.minival_size else 0)
+        return {self.source.train_split: train, self.source.eval_split: self.skipped(EVAL)}
+
+    def positions(self, part: str) -> np.ndarray:
+        """The stored positions of the examples `part` yields, in the order it reads them
+        (one decoding pass; for checks and inspection)."""
+        ds = (self._train_base if part == TRAIN else self._examples(part)).map(lambda i, image, label: i)
+        return np.fromiter(ds.as_numpy_iterator(), np.int64)
 
     # ---- sources -------------------------------------------------------------
-    def _decoded(self, split: str) -> tf.data.Dataset:
-        ds = self.source.builder.as_dataset(split=split, shuffle_files=False, as_supervised=True,
-                                            read_config=tfds.ReadConfig(shuffle_seed=0))
+    def _examples(self, part: str) -> tf.data.Dataset:
+        """(position, image, label) of `part` in the split's stored order. Positions are counted
+        before skip_corrupt drops an image, so a position names the same example in every run."""
+        ds = self.source.builder.as_dataset(split=self._split_of(part), shuffle_files=False, as_supervised=True,
+                                            read_config=tfds.ReadConfig(shuffle_seed=0)).enumerate()
         if self.config.data.skip_corrupt:
             ds = ds.ignore_errors(log_warning=True)
-        ds = ds.map(lambda image, label: (image, tf.cast(label, tf.int32)))
+        if self._in_minival is not None and part != EVAL:
+            ds = keep_part(ds, self._in_minival, part == MINIVAL)
+        ds = ds.map(lambda i, example: (i, example[0], tf.cast(example[1], tf.int32)))
         return ds.cache() if self.config.data.cache else ds
 
     def _to_channels(self, image):
@@ -144,7 +187,7 @@ class Pipeline:
                             f"batch must be even; set --config.batch_size to a multiple of {2 * self.sharding.count}.")
 
         def augment(i, example):
-            image, label = example
+            _, image, label = example
             example_seed = tf.stack([tf.constant(seed, tf.int64), i])
             out = {"image": recipe.train(self._to_channels(image), example_seed, size), "label": label}
             return {**out, "position": i} if mixing.enabled else out
@@ -186,16 +229,17 @@ class Pipeline:
                             "to skip undecodable images.") from None
 
     # ---- evaluation ---------------------------------------------------------------
-    def eval_dataset(self, global_batch: int, recipe_eval=None) -> tf.data.Dataset:
-        """The whole eval split once; the last batch is padded with mask-0 examples."""
+    def eval_dataset(self, global_batch: int, recipe_eval=None, minival: bool = False) -> tf.data.Dataset:
+        """The whole eval split (or minival) once, in stored order; the last batch is padded
+        with mask-0 examples."""
         local = self.local_batch(global_batch)
-        size, recipe = self.size, self.recipe
+        size, recipe, part = self.size, self.recipe, MINIVAL if minival else EVAL
         preprocess = recipe_eval or (lambda image: recipe.eval(image, size))
-        ds = self._decoded(self.source.eval_split).map(
-            lambda image, label: {"image": preprocess(self._to_channels(image)), "label": label,
-                                  "mask": tf.constant(1.0)},
+        ds = self._examples(part).map(
+            lambda i, image, label: {"image": preprocess(self._to_channels(image)), "label": label,
+                                     "mask": tf.constant(1.0), "index": tf.cast(i, tf.int32)},
             num_parallel_calls=self.parallel, deterministic=True)
-        pad = (-(self.source.num_eval - self.skipped(self.source.eval_split))) % global_batch
+        pad = (-(self._part_size(part) - self.skipped(part))) % global_batch
         if pad:
             # Built from the element spec: reading one element would leave the split's in-memory
             # cache half-filled, and a concurrent reader can then see it as complete and empty.
@@ -204,8 +248,9 @@ class Pipeline:
         ds = self._local_slice(ds.enumerate(), local).map(lambda i, ex: ex)
         return ds.batch(local, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(_options())
 
-    def eval_batches(self, global_batch: int, recipe_eval=None):
-        return self._guard(tfds.as_numpy(self.eval_dataset(global_batch, recipe_eval)), self.source.eval_split)
+    def eval_batches(self, global_batch: int, recipe_eval=None, minival: bool = False):
+        split = self.source.train_split if minival else self.source.eval_split
+        return self._guard(tfds.as_numpy(self.eval_dataset(global_batch, recipe_eval, minival)), split)
 
 
 def find_undecodable(source: Source, split: str):

@@ -9,6 +9,10 @@ heartbeat is older than the grace period, whichever worker looks next marks the 
 and re-queues its parameters (Optuna's RetryHeartbeatStaleTrialCallback). Ctrl-C re-queues
 at once. A re-queued trial trains in the workdir of the trial it replaces, so it resumes
 from that trial's last checkpoint instead of starting over.
+
+A trial's objective, and what the pruner watches, is its minival accuracy (examples held
+out of the training split, `data.minival_size`), never the reported split's: picking the
+best of many trials by the reported split would overstate it.
 """
 
 import json
@@ -123,10 +127,11 @@ def _frozen(study, number: int):
 
 
 def _pruning_hook(trial, key: str):
-    def on_eval(step: int, val: dict) -> None:
-        trial.report(float(val[key]), step)
+    def on_eval(step: int, evaluations: dict) -> None:
+        value = float(evaluations["minival"][key])
+        trial.report(value, step)
         if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {step}: validation {key} {val[key]:.4f}")
+            raise optuna.TrialPruned(f"pruned at step {step}: minival {key} {value:.4f}")
     return on_eval
 
 
@@ -171,11 +176,12 @@ def make_objective(sweep: Sweep, study, workdir, budget: int, num_devices: int =
             raise
         finally:
             setup_logging(None)  # drop the trial's log file handler
-        for key in ("top1", "top5", "params", "macs", "steps", "epochs", "wall_time_s", "images_per_s"):
+        for key in ("top1", "top5", "minival_top1", "minival_top5", "params", "macs", "steps", "epochs",
+                    "wall_time_s", "images_per_s"):
             trial.set_user_attr(key, result.get(key))
-        value = result.get(sweep.objective)
+        value = result.get(f"minival_{sweep.objective}")
         if value is None:
-            trial.set_user_attr("error", f"results.json of {run_dir} has no {sweep.objective}")
+            trial.set_user_attr("error", f"results.json of {run_dir} has no minival_{sweep.objective}")
             raise ValueError(trial.user_attrs["error"])
         return float(value)
     return objective

@@ -9,7 +9,7 @@ A sweep file (experiments/sweeps/NAME.py) is plain Python defining
                  "optimizer.weight_decay": ("log", 1e-6, 1e-3),
                  "batch_size": ("int", 16, 64),         # for "grid": every integer in [lo, hi]
                  "optimizer.name": ("choice", ["sgd", "adamw"])}
-    OBJECTIVE = "top1"                                 # top1 or top5, validation (optional)
+    OBJECTIVE = "top1"                                 # top1 or top5, on minival (optional)
     DIRECTION = "maximize"                             # optional
     TRIALS    = 4                                      # the budget
     SAMPLER   = "grid"                                 # grid | random | tpe
@@ -17,6 +17,7 @@ A sweep file (experiments/sweeps/NAME.py) is plain Python defining
     SEED      = 0                                      # optional
 
 Parameter names are config keys, so a trial is `BASE` + `OVERRIDES` + its sampled values.
+The objective is measured on minival, so BASE or OVERRIDES must set `data.minival_size`.
 """
 
 import dataclasses
@@ -129,6 +130,9 @@ def _validate(s: Sweep) -> None:
     for key in s.space:
         _check_key(config, key)
     _check_space_values(s)
+    if not config.data.minival_size and "data.minival_size" not in s.space:
+        raise UserError(f"Sweep {s.name!r} would rank its trials by the reported split's accuracy; hold out "
+                        "minival from the training split with OVERRIDES = {..., \"data.minival_size\": N}.")
 
 
 def _check_space_values(s: Sweep) -> None:

@@ -1,8 +1,11 @@
-"""Orbax checkpoints in `workdir/checkpoints`: the latest K and the best by validation top-1.
+"""Orbax checkpoints in `workdir/checkpoints`: the latest K, and with minival the best by
+minival top-1 (never by the reported split's accuracy: cnn_jax/train/selection.py).
 
-A checkpoint saved without a fresh evaluation carries top-1 = -1, so only the
-"latest" policy keeps it. Restoring walks back from the newest step when a step
-is unreadable (truncated, corrupted), warning about each one it skips.
+A checkpoint saved without a fresh minival evaluation carries top-1 = -1, so only the
+"latest" policy keeps it; equal minival top-1s rank the later step first, as orbax's
+BestN keeps the last of equals. Checkpoints of runs that ranked by the reported split
+(metric `val_top1`) are no candidates. Restoring walks back from the newest step when a
+step is unreadable (truncated, corrupted), warning about each one it skips.
 """
 
 import logging
@@ -17,24 +20,32 @@ from cnn_jax.errors import UserError
 from cnn_jax.train.ema import WEIGHTS, init_ema
 
 NO_METRIC = -1.0
+METRIC = "minival_top1"
+
+
+def _minival_top1(metrics) -> float:
+    return float((metrics or {}).get(METRIC, NO_METRIC))
 
 
 class Checkpoints:
-    def __init__(self, directory: pathlib.Path, keep: int = 2):
+    def __init__(self, directory: pathlib.Path, keep: int = 2, keep_best: bool = False):
+        """`keep_best`: also keep the best checkpoint by minival top-1 (a run with minival)."""
         self.directory = pathlib.Path(directory).absolute()
-        policy = checkpoint_managers.AnyPreservationPolicy([
-            checkpoint_managers.LatestN(max(1, keep)),
-            checkpoint_managers.BestN(get_metric_fn=lambda m: m["val_top1"], reverse=False, n=1),
-        ])
-        options = ocp.CheckpointManagerOptions(preservation_policy=policy, enable_async_checkpointing=True,
-                                               cleanup_tmp_directories=True, create=True)
+        policies = [checkpoint_managers.LatestN(max(1, keep))]
+        if keep_best:
+            policies.append(checkpoint_managers.BestN(get_metric_fn=_minival_top1, reverse=False, n=1))
+        policy = checkpoint_managers.AnyPreservationPolicy(policies)
+        # best_fn makes orbax write each step's metrics (the policy alone decides what is kept).
+        options = ocp.CheckpointManagerOptions(preservation_policy=policy, best_fn=_minival_top1, best_mode="max",
+                                               enable_async_checkpointing=True, cleanup_tmp_directories=True,
+                                               create=True)
         # Handlers named up front so that item_metadata can read a step's tree before restoring it.
         handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"),
                                              item_handlers=handlers)
 
-    def save(self, step: int, state, meta: dict, val_top1: float | None = None) -> None:
-        metrics = {"val_top1": NO_METRIC if val_top1 is None else float(val_top1)}
+    def save(self, step: int, state, meta: dict, minival_top1: float | None = None) -> None:
+        metrics = {METRIC: NO_METRIC if minival_top1 is None else float(minival_top1)}
         self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_savable(state)),
                                                         meta=ocp.args.JsonSave(meta)),
                           metrics=metrics, force=True)
@@ -43,7 +54,8 @@ class Checkpoints:
         return sorted(self.manager.all_steps())
 
     def best_step(self) -> int | None:
-        scored = [(m["val_top1"], s) for s, m in self._metrics().items() if m and m.get("val_top1", -1) >= 0]
+        """The kept step with the best minival top-1 (equal: the later); None without minival."""
+        scored = [(_minival_top1(m), s) for s, m in self._metrics().items() if _minival_top1(m) >= 0]
         return max(scored)[1] if scored else None
 
     def _metrics(self) -> dict:

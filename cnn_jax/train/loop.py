@@ -2,6 +2,9 @@
 
 Every event happens at a step number fixed by the config (log, eval, checkpoint),
 so a run resumed from a checkpoint repeats exactly what the uninterrupted run did.
+Choices (best checkpoint, plateau) read minival, never the reported split
+(cnn_jax/train/selection.py); the final evaluation writes per-example predictions
+(cnn_jax/train/predictions.py).
 """
 
 import dataclasses
@@ -20,7 +23,7 @@ from cnn_jax.config import config_differences, resolve_for_platform, to_dict
 from cnn_jax.data.datasets import open_source
 from cnn_jax.data.pipeline import Pipeline, Sharding, steps_per_epoch
 from cnn_jax.errors import TrainingDiverged, UserError
-from cnn_jax.train import parallel
+from cnn_jax.train import parallel, predictions, selection
 from cnn_jax.train.checkpoint import Checkpoints
 from cnn_jax.train.ema import eval_weights_name, init_ema
 from cnn_jax.train.optim import base_learning_rate, learning_rate_schedule, make_optimizer
@@ -129,21 +132,32 @@ def _transfer_state(config, state, model):
                          opt_state=jax.jit(tx.init, out_shardings=repl)(params))
 
 
-def evaluate(run: Run, state, eval_step=None, pipeline_eval=None) -> dict:
-    """Top-1/top-5 and loss over the whole eval split (padded examples masked out)."""
-    eval_step = eval_step or jax.jit(make_eval_step(), donate_argnums=(2,))
+def evaluate(run: Run, state, eval_step=None, pipeline_eval=None, minival: bool = False,
+             keep_predictions: bool = False) -> dict:
+    """Top-1/top-5 and loss over the whole eval split, or minival (padded examples masked out).
+    `keep_predictions`: `eval_step` is a prediction step (predictions.jit_prediction_step), and
+    the result holds the per-example `predictions`."""
+    if eval_step is None:
+        eval_step = predictions.jit_prediction_step(run.mesh) if keep_predictions else \
+            jax.jit(make_eval_step(), donate_argnums=(2,))
     batch_size = int(run.config.eval_batch_size or run.config.batch_size)
-    batches = pipeline_eval if pipeline_eval is not None else run.pipeline.eval_batches(batch_size)
-    sums = jax.device_put(zero_eval_metrics(), parallel.replicated(run.mesh))
+    batches = pipeline_eval if pipeline_eval is not None else run.pipeline.eval_batches(batch_size, minival=minival)
+    sums, per_batch = jax.device_put(zero_eval_metrics(), parallel.replicated(run.mesh)), []
     for batch in parallel.prefetch_to_mesh(batches, run.mesh):
         sums = eval_step(state, batch, sums)
+        if keep_predictions:
+            sums, outputs = sums
+            per_batch.append(outputs)
     sums = jax.device_get(sums)
     if float(sums["count"]) == 0:
-        raise RuntimeError(f"evaluation of {run.config.dataset!r} split {run.source.eval_split!r} saw no examples "
-                           f"(expected {run.source.num_eval})")
+        what = f"minival of split {run.source.train_split!r}" if minival else f"split {run.source.eval_split!r}"
+        raise RuntimeError(f"evaluation of {run.config.dataset!r} {what} saw no examples")
     n = float(sums["count"])
-    return {"top1": float(sums["top1"]) / n, "top5": float(sums["top5"]) / n,
-            "loss": float(sums["loss_sum"]) / n, "count": int(sums["count"])}
+    result = {"top1": float(sums["top1"]) / n, "top5": float(sums["top5"]) / n,
+              "loss": float(sums["loss_sum"]) / n, "count": int(sums["count"])}
+    if keep_predictions:
+        result["predictions"] = predictions.gather(per_batch)
+    return result
 
 
 def _check_workdir(workdir: pathlib.Path, resolved: dict, allow_change: bool) -> None:
@@ -157,21 +171,8 @@ def _check_workdir(workdir: pathlib.Path, resolved: dict, allow_change: bool) ->
                         "or pass --allow-config-change to continue it with the new config.")
 
 
-def _plateau_update(control: dict, top1: float, schedule_cfg) -> dict:
-    """Divide the learning rate by 1/factor after `patience` evaluations without improvement."""
-    best, bad, scale = float(control["best_top1"]), int(control["bad_evals"]), float(control["lr_scale"])
-    if top1 > best + float(schedule_cfg.min_delta):
-        best, bad = top1, 0
-    else:
-        bad += 1
-        if bad >= int(schedule_cfg.patience):
-            scale, bad = scale * float(schedule_cfg.factor), 0
-            logging.info("validation top-1 plateaued: learning rate x%g (scale now %g)", schedule_cfg.factor, scale)
-    return {"lr_scale": jnp.float32(scale), "best_top1": jnp.float32(best), "bad_evals": jnp.int32(bad)}
-
-
 def _results(run: Run, status: str, step: int, val: dict | None, wall: float, images_per_s: float,
-             ckpts: Checkpoints, error: str = "") -> dict:
+             ckpts: Checkpoints, reported: dict, error: str = "") -> dict:
     s = summarize(run.model, run.input_shape)
     return {
         "model": run.config.model, "dataset": run.config.dataset, "params": s.total_params, "macs": s.total_macs,
@@ -182,24 +183,27 @@ def _results(run: Run, status: str, step: int, val: dict | None, wall: float, im
         "device_kind": jax.devices()[0].device_kind, "eval_protocol": "center", "status": status,
         "best_step": ckpts.best_step(), "batch_size": int(run.config.batch_size), "dtype": run.config.dtype,
         "base_lr": base_learning_rate(run.config), "eval_weights": eval_weights_name(run.state), "error": error,
-        "skipped_corrupt": run.pipeline.skipped_corrupt(),
+        "skipped_corrupt": run.pipeline.skipped_corrupt(), **reported,
     }
 
 
 def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_devices: int = 0,
                        on_eval=None) -> dict:
-    """Train (or resume) the run in `workdir` and evaluate it. `on_eval(step, val_metrics)`, if
-    given, is called after each evaluation and its checkpoint; it may raise to stop the run
-    (a sweep prunes a trial this way)."""
+    """Train (or resume) the run in `workdir` and evaluate it. `on_eval(step, evaluations)`, if
+    given, is called after each evaluation and its checkpoint with {"val": the reported split's
+    metrics, "minival": minival's or None}; it may raise to stop the run (a sweep prunes a
+    trial this way)."""
+    selection.check_selection_config(config)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     setup_logging(workdir)
     resolved = to_dict(resolve_for_platform(config, jax.default_backend()))
     _check_workdir(workdir, resolved, allow_config_change)
     run = build_run(config, num_devices)
-    ckpts = Checkpoints(workdir / "checkpoints", int(config.keep_checkpoints))
+    ckpts = Checkpoints(workdir / "checkpoints", int(config.keep_checkpoints),
+                        keep_best=selection.minival_size(config) > 0)
     restored = ckpts.restore(run.state)
-    state, start = run.state, 0
+    state, start, meta = run.state, 0, {}
     if restored is not None:
         start, state, meta = restored
         logging.info("resuming %s from step %d", workdir, start)
@@ -215,7 +219,7 @@ def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_d
     if start == 0:
         writer.write_hparams(_flat_hparams(resolved))
     try:
-        return _loop(run, state, start, ckpts, writer, workdir, on_eval)
+        return _loop(run, state, start, ckpts, writer, workdir, on_eval, int(meta.get("minival_evaluations", 0)))
     except Exception as e:
         _record_failure(results_file, config, e)
         raise
@@ -237,25 +241,60 @@ def _flat_hparams(resolved: dict) -> dict:
     return flatten(resolved)
 
 
-def _loop(run: Run, state, start: int, ckpts: Checkpoints, writer: MetricsWriter, workdir, on_eval=None) -> dict:
+def _evaluate_both(run: Run, state, eval_step, predict_step=None) -> tuple:
+    """The reported split's metrics (with predictions when given a prediction step) and
+    minival's (None without minival)."""
+    val = evaluate(run, state, predict_step or eval_step, keep_predictions=predict_step is not None)
+    return val, evaluate(run, state, eval_step, minival=True) if run.pipeline.minival_size else None
+
+
+def _log_evaluation(writer: MetricsWriter, step: int, epoch: float, val: dict, minival: dict | None) -> None:
+    scalars = {"val/top1": val["top1"], "val/top5": val["top5"], "val/loss": val["loss"], "epoch": epoch}
+    if minival:
+        scalars.update({f"minival/{k}": minival[k] for k in ("top1", "top5", "loss")})
+    writer.write(step, scalars)
+    on_minival = f"; minival top1={minival['top1']:.4f} ({minival['count']})" if minival else ""
+    logging.info("step %d eval: top1=%.4f top5=%.4f loss=%.4f (%d examples)%s", step, val["top1"], val["top5"],
+                 val["loss"], val["count"], on_minival)
+
+
+def _reported(run: Run, state, ckpts: Checkpoints, final: tuple, eval_step, predict_step) -> tuple:
+    """(step, reported split's metrics with predictions, minival's) of the checkpoint results.json
+    reports: the final one, or the best by minival re-evaluated from its checkpoint."""
+    step = selection.reported_step(run.config, run.total_steps, ckpts.best_step())
+    if step == run.total_steps:
+        return (step, *final)
+    restored = ckpts.restore(state, step)
+    if restored is None:
+        raise RuntimeError(f"the best checkpoint by minival (step {step}) is unreadable")
+    return (step, *_evaluate_both(run, restored[1], eval_step, predict_step))
+
+
+def _loop(run: Run, state, start: int, ckpts: Checkpoints, writer: MetricsWriter, workdir, on_eval=None,
+          evaluations: int = 0) -> dict:
+    """`evaluations`: minival evaluations before `start` (from the checkpoint resumed)."""
     cfg, total, spe = run.config, run.total_steps, run.steps_per_epoch
     repl = parallel.replicated(run.mesh)
     train_step = jax.jit(make_train_step(float(cfg.loss.label_smoothing), float(cfg.loss.aux_weight),
                                          float(cfg.get("ema_decay", 0.0)), bool(cfg.get("ema_warmup", True))),
                          donate_argnums=(0, 2), out_shardings=(repl, repl))
     eval_step = jax.jit(make_eval_step(), donate_argnums=(2,))
+    predict_step = predictions.jit_prediction_step(run.mesh)
+    uses_minival = run.pipeline.minival_size > 0
     log_every, eval_every = every(cfg.log_every_steps, spe), every(cfg.eval_every_steps, spe)
     ckpt_every = every(cfg.checkpoint_every_steps, spe)
     progress = Progress(total, start, int(cfg.batch_size), bool(cfg.progress_bar))
     metrics = jax.device_put(zero_train_metrics(), repl)
     batches = parallel.prefetch_to_mesh(run.pipeline.train_batches(start), run.mesh)
-    last_val, last_good_ckpt = None, ckpts.steps()[-1] if ckpts.steps() else None
+    last_val, last_minival, last_good_ckpt = None, None, ckpts.steps()[-1] if ckpts.steps() else None
     train_time, trained_images, wall0 = 0.0, 0, time.perf_counter()
     t0 = time.perf_counter()
     for step in range(start, total):
         state, metrics = train_step(state, next(batches), metrics)
         s = step + 1
-        do_eval, do_ckpt = s % eval_every == 0 or s == total, s % ckpt_every == 0 or s == total
+        # With minival every evaluated state is saved, so each is a candidate for the best checkpoint.
+        do_eval = s % eval_every == 0 or s == total
+        do_ckpt = s % ckpt_every == 0 or s == total or (do_eval and uses_minival)
         if not (s % log_every == 0 or do_eval or do_ckpt):
             continue
         fetched = jax.device_get(metrics)
@@ -272,28 +311,33 @@ def _loop(run: Run, state, start: int, ckpts: Checkpoints, writer: MetricsWriter
         scalars["train/images_per_s"] = progress.update(s, {k: scalars[k] for k in ("train/loss", "lr")})
         writer.write(s, scalars)
         metrics = jax.device_put(zero_train_metrics(), repl)
-        fresh_top1 = None
-        if do_eval:
-            last_val = evaluate(run, state, eval_step)
-            fresh_top1 = last_val["top1"]
-            writer.write(s, {"val/top1": last_val["top1"], "val/top5": last_val["top5"], "val/loss": last_val["loss"],
-                             "epoch": s / spe})
-            logging.info("step %d eval: top1=%.4f top5=%.4f loss=%.4f (%d examples)", s, last_val["top1"],
-                         last_val["top5"], last_val["loss"], last_val["count"])
-            if cfg.schedule.name == "plateau":
+        fresh_minival = None
+        if do_eval:  # the final evaluation keeps each example's predictions
+            last_val, last_minival = _evaluate_both(run, state, eval_step, predict_step if s == total else None)
+            _log_evaluation(writer, s, s / spe, last_val, last_minival)
+            if uses_minival:
+                evaluations, fresh_minival = evaluations + 1, last_minival["top1"]
+            if cfg.schedule.name == "plateau":  # check_selection_config guarantees minival here
                 state = state.replace(control=jax.device_put(
-                    _plateau_update(jax.device_get(state.control), last_val["top1"], cfg.schedule), repl))
+                    selection.plateau_update(jax.device_get(state.control), fresh_minival, cfg.schedule), repl))
         if do_ckpt:
-            ckpts.save(s, state, {"step": s, "model": cfg.model}, fresh_top1)
+            ckpts.save(s, state, {"step": s, "model": cfg.model, "minival_evaluations": evaluations}, fresh_minival)
             last_good_ckpt = s
-        if on_eval is not None and fresh_top1 is not None:
-            on_eval(s, last_val)
+        if on_eval is not None and do_eval:
+            on_eval(s, {"val": last_val, "minival": last_minival})
         t0 = time.perf_counter()
     progress.close()
     ckpts.wait()
-    final = last_val if last_val is not None else evaluate(run, state, eval_step)
+    if last_val is None or "predictions" not in last_val:  # resumed after the last step: evaluate it here
+        last_val, last_minival = _evaluate_both(run, state, eval_step, predict_step)
+    step, reported, reported_minival = _reported(run, state, ckpts, (last_val, last_minival), eval_step, predict_step)
+    file = predictions.file_name("center")
+    predictions.write(pathlib.Path(workdir) / file, reported.pop("predictions"), step)
+    fields = {**selection.selection_fields(cfg, step, evaluations, run.pipeline.num_minival, reported_minival),
+              "predictions": {"center": file}}
     images_per_s = trained_images / train_time if train_time > 0 else 0.0
-    result = _results(run, "completed", total, final, time.perf_counter() - wall0, images_per_s, ckpts)
+    result = _results(run, "completed", total, reported, time.perf_counter() - wall0, images_per_s, ckpts, fields)
     write_json_atomic(pathlib.Path(workdir) / "results.json", result)
-    logging.info("finished %s: top1=%.4f top5=%.4f", cfg.model, final["top1"], final["top5"])
+    logging.info("finished %s: top1=%.4f top5=%.4f (%s checkpoint, step %d)", cfg.model, reported["top1"],
+                 reported["top5"], fields["reported_checkpoint"], step)
     return result

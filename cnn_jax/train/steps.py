@@ -79,13 +79,19 @@ def make_train_step(label_smoothing: float = 0.0, aux_weight: float = 0.3, ema_d
     return train_step
 
 
-def topk_correct(logits, labels, k: int):
-    topk = jax.lax.top_k(logits, min(k, logits.shape[-1]))[1]
-    return jnp.any(topk == labels[:, None], axis=-1)
+def top_classes(logits, k: int = 5):
+    """(N, k) class ids, best first (equal scores: the lower id first, as lax.top_k orders
+    them); -1 fills the columns of a model with fewer than k classes."""
+    ids = jax.lax.top_k(logits, min(k, logits.shape[-1]))[1].astype(jnp.int32)
+    missing = k - ids.shape[-1]
+    return jnp.pad(ids, ((0, 0), (0, missing)), constant_values=-1) if missing else ids
 
 
-def make_eval_step(logits_fn=None):
-    """`logits_fn(state, images)` defaults to one inference pass; eval protocols replace it."""
+def make_eval_step(logits_fn=None, per_example: bool = False):
+    """`logits_fn(state, images)` defaults to one inference pass; eval protocols replace it.
+    With `per_example`, the step also returns each example's top-5 classes, label, `index` and
+    mask. Top-1 and top-5 are counted from those same classes, so a predictions file agrees
+    exactly with the summed metrics."""
 
     def default_logits(state, images):
         return state.apply_fn(eval_variables(state), images, train=False)
@@ -95,11 +101,15 @@ def make_eval_step(logits_fn=None):
     def eval_step(state: TrainState, batch: dict, metrics: dict):
         logits = logits_fn(state, batch["image"]).astype(jnp.float32)
         mask, labels = batch["mask"], batch["label"]
-        return {
+        top5 = top_classes(logits)
+        sums = {
             "loss_sum": metrics["loss_sum"] + jnp.sum(cross_entropy(logits, labels) * mask),
-            "top1": metrics["top1"] + jnp.sum(topk_correct(logits, labels, 1) * mask),
-            "top5": metrics["top5"] + jnp.sum(topk_correct(logits, labels, 5) * mask),
+            "top1": metrics["top1"] + jnp.sum((top5[:, 0] == labels) * mask),
+            "top5": metrics["top5"] + jnp.sum(jnp.any(top5 == labels[:, None], axis=-1) * mask),
             "count": metrics["count"] + jnp.sum(mask),
         }
+        if not per_example:
+            return sums
+        return sums, {"top5": top5, "label": labels, "index": batch["index"], "mask": mask}
 
     return eval_step

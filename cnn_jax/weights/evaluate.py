@@ -44,7 +44,7 @@ def check_classes(network: Network, num_classes: int, dataset: str) -> int:
 
 def evaluate_weights(weights: str, model_name: str, data: str, out: str, split: str = "",
                      data_dir: str = "", batch_size: int = 32, normalization: str = "",
-                     which: str = "best") -> dict:
+                     which: str = "latest") -> dict:
     """Evaluate `weights` (a file for our `model_name`, or a workdir) on `data`'s `split`;
     writes and returns `out/results.json`."""
     if not out:

@@ -37,7 +37,7 @@ class Network:
 
 
 def load_trained(workdir: pathlib.Path, which: str):
-    """(run, variables on the host, step) of a workdir's checkpoint (best, latest or a step)."""
+    """(run, variables on the host, step) of a workdir's checkpoint (latest, best by minival or a step)."""
     from cnn_jax.train.evaluate import load_workdir_config, pick_step
     from cnn_jax.train.checkpoint import Checkpoints
     from cnn_jax.train.loop import build_run
@@ -55,7 +55,7 @@ def load_trained(workdir: pathlib.Path, which: str):
     return run, jax.device_get(eval_variables(restored[1])), step
 
 
-def from_workdir(workdir: pathlib.Path, which: str = "best", normalization: str = "") -> Network:
+def from_workdir(workdir: pathlib.Path, which: str = "latest", normalization: str = "") -> Network:
     run, variables, step = load_trained(workdir, which)
     c = run.config
     return Network(c.model, run.model, variables, sp.for_run(c, run.pipeline.channels, normalization),
@@ -78,7 +78,7 @@ def weights_kind(path: pathlib.Path) -> str:
 
 
 def load_network(weights, model_name: str = "", normalization: str = "",
-                 which: str = "best") -> Network:
+                 which: str = "latest") -> Network:
     """Our `model_name` with the weights of a file (converted), or a workdir's checkpoint
     `which` (its own model). `normalization` replaces the source's input normalisation."""
     path = pathlib.Path(weights).expanduser()
