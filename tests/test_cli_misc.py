@@ -19,7 +19,7 @@ def test_summary_totals_equal_the_reference(name, capsys):
 def test_summary_lists_every_model(capsys):
     code, out, _ = run_cli(["summary", "--list"], capsys)
     listed = [line.split()[0] for line in out.strip().splitlines()]
-    assert code == 0 and listed == models.list_models() and len(listed) == 37  # googlenet_tv included
+    assert code == 0 and listed == models.list_models() and len(listed) == 42  # googlenet_tv and the five CIFAR DenseNets included
 
 
 def test_bench_ends_with_one_json_line(capsys):
