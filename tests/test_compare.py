@@ -144,8 +144,6 @@ def _train(tmp_path, name, seed):
     return workdir
 
 
-@pytest.mark.xfail(strict=False, reason="needs the training loop to write predictions_center.npz, which is not "
-                   "committed yet; it passes once it is, and this mark can go")
 def test_compare_two_digits_runs_of_different_seeds(tmp_path, data_dir, root, capsys, monkeypatch):
     monkeypatch.chdir(root)
     a, b = _train(tmp_path, "seed0", 0), _train(tmp_path, "seed1", 1)
