@@ -9,6 +9,7 @@ import math
 import pytest
 
 from conftest import ROOT, run_cli
+from helpers import first_batch_losses
 from cnn_jax import models
 from cnn_jax.data.recipes import list_recipes
 from cnn_jax.errors import UserError
@@ -137,34 +138,50 @@ def test_bad_argument_on_the_command_line(capsys):
 
 
 # --- the `cpu` variants, trained -------------------------------------------------------------
+# Each variant must learn in its few steps: the loss of its first batch (step 1's batch and
+# dropout masks) under the trained weights must fall below BOUND x its first logged value (the
+# same batch under the initial weights); batch-to-batch noise hides a few steps' progress in
+# the logged losses themselves. The comments give the measured ratio (one device, 2-core
+# x86-64; oneDNN convolutions, and "gemm" where oneDNN cannot build); each bound leaves room
+# for another CPU's rounding, which BatchNorm on the digits amplifies. Top-1 stays at chance
+# (8-20% of the 300 digits) after 4 steps of every variant, and rates scaled to batch 16 (6e-4
+# for VGG, ZFNet, AlexNet-OWT) need hundreds of steps to move it: the three recipes of
+# `make run` are held to their top-1 in tests/test_digits_recipes.py. Where 4 steps lower the
+# loss by less than 0.1%, the bound is 1.0: strictly below the first value.
 STEPS = ["--config.num_train_steps=4", "--config.log_every_steps=1"]  # for the epoch-based cpu variants
+# ResNet-50 (v1, v1.5), VGG-19-BN and DenseNet-161 do not learn in their first steps at batch
+# 16 and 32x32: the first batch's loss rises (x1.28, x1.94, x1.69, x1.30 after 4 steps; the
+# first three after 24 steps x1.60, x1.35, x1.92; ResNet-50 v1.5's logged losses reach 9-16
+# with XLA's convolutions and flax's BatchNorm too), so their bound only catches a run that
+# blows up.
+NOT_LEARNING = 3.0
 slow = pytest.mark.slow
 TRAIN = [
-    pytest.param("lenet5.py:cpu", STEPS, id="lenet5"),
-    pytest.param("resnet_cifar.py:depth=20,cpu", STEPS, id="resnet20"),
-    pytest.param("mobilenet_v1.py:alpha=0.25,cpu", STEPS, id="mobilenet_v1"),
-    pytest.param("googlenet.py:cpu", [], id="googlenet"),
-    pytest.param("resnet.py:depth=18,cpu", [], id="resnet18"),
+    pytest.param("lenet5.py:cpu", STEPS, 0.995, id="lenet5"),                        # 0.982, gemm 0.982
+    pytest.param("resnet_cifar.py:depth=20,cpu", STEPS, 0.93, id="resnet20"),        # 0.834, gemm 0.834
+    pytest.param("mobilenet_v1.py:alpha=0.25,cpu", STEPS, 1.0, id="mobilenet_v1"),   # 0.964, gemm 0.993
+    pytest.param("googlenet.py:cpu", [], 0.93, id="googlenet"),                      # 0.835, gemm 0.835
+    pytest.param("resnet.py:depth=18,cpu", [], 0.8, id="resnet18"),                  # 0.595, gemm 0.490
     # Slow (121 layers); the default suite still traces DenseNet-121 and checks its logits against Keras.
-    pytest.param("densenet.py:depth=121,cpu", [], id="densenet121", marks=slow),
-    pytest.param("alexnet.py:owt,cpu", [], id="alexnet_owt"),
-    pytest.param("alexnet.py:cpu", [], id="alexnet", marks=slow),
-    pytest.param("zfnet.py:cpu", [], id="zfnet", marks=slow),
-    pytest.param("vgg.py:D,cpu", [], id="vgg16", marks=slow),
-    pytest.param("vgg.py:A-LRN,cpu", [], id="vgg11_lrn", marks=slow),
-    pytest.param("vgg.py:C,cpu", [], id="vgg16_c", marks=slow),
-    pytest.param("vgg.py:E,bn,cpu", [], id="vgg19_bn", marks=slow),
-    pytest.param("inception_v3.py:cpu", [], id="inception_v3", marks=slow),
-    pytest.param("inception_resnet_v2.py:cpu", [], id="inception_resnet_v2", marks=slow),
-    pytest.param("xception.py:cpu", [], id="xception", marks=slow),
-    pytest.param("resnet.py:depth=50,cpu", [], id="resnet50", marks=slow),
-    pytest.param("resnet.py:depth=50,v1_5,cpu", [], id="resnet50_v1_5", marks=slow),
-    pytest.param("densenet.py:depth=161,cpu", [], id="densenet161", marks=slow),
+    pytest.param("densenet.py:depth=121,cpu", [], 0.95, id="densenet121", marks=slow),  # 0.880
+    pytest.param("alexnet.py:owt,cpu", [], 1.0, id="alexnet_owt"),                   # 0.99989, gemm 0.99989
+    pytest.param("alexnet.py:cpu", [], 0.5, id="alexnet", marks=slow),               # 0.152
+    pytest.param("zfnet.py:cpu", [], 1.0, id="zfnet", marks=slow),                   # 0.99973
+    pytest.param("vgg.py:D,cpu", [], 1.0, id="vgg16", marks=slow),                   # 0.99973
+    pytest.param("vgg.py:A-LRN,cpu", [], 1.0, id="vgg11_lrn", marks=slow),           # 0.99966
+    pytest.param("vgg.py:C,cpu", [], 1.0, id="vgg16_c", marks=slow),                 # 0.99953
+    pytest.param("vgg.py:E,bn,cpu", [], NOT_LEARNING, id="vgg19_bn", marks=slow),    # 1.686
+    pytest.param("inception_v3.py:cpu", [], 1.0, id="inception_v3", marks=slow),     # 0.981
+    pytest.param("inception_resnet_v2.py:cpu", [], 1.0, id="inception_resnet_v2", marks=slow),  # 0.951
+    pytest.param("xception.py:cpu", [], 0.9, id="xception", marks=slow),             # 0.771
+    pytest.param("resnet.py:depth=50,cpu", [], NOT_LEARNING, id="resnet50", marks=slow),  # 1.285
+    pytest.param("resnet.py:depth=50,v1_5,cpu", [], NOT_LEARNING, id="resnet50_v1_5", marks=slow),  # 1.943
+    pytest.param("densenet.py:depth=161,cpu", [], NOT_LEARNING, id="densenet161", marks=slow),  # 1.301
 ]
 
 
-@pytest.mark.parametrize("spec,overrides", TRAIN)
-def test_cpu_variant_trains(spec, overrides, tmp_path, data_dir, capsys):
+@pytest.mark.parametrize("spec,overrides,bound", TRAIN)
+def test_cpu_variant_trains(spec, overrides, bound, tmp_path, data_dir, capsys):
     # One device: on 8 emulated devices (2 cores) every device repeats the optimizer update and
     # the checkpoint of replicated parameters, which multiplies the time a large network such as
     # alexnet_owt (57M parameters) takes. The batch sizes are multiples of 8 (checked above), and test_train_loop
@@ -176,8 +193,10 @@ def test_cpu_variant_trains(spec, overrides, tmp_path, data_dir, capsys):
     lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     losses = [m["train/loss"] for m in lines if "train/loss" in m]
     steps = json.loads((workdir / "config.json").read_text())["num_train_steps"]
-    assert 3 <= steps <= 5 and len(losses) >= steps // 2
-    assert all(math.isfinite(x) and 0.0 < x < 50.0 for x in losses), losses
+    assert 3 <= steps <= 5 and len(losses) == steps and all(math.isfinite(x) for x in losses), losses
     result = json.loads((workdir / "results.json").read_text())
     assert result["status"] == "completed" and result["steps"] == steps and result["dataset"] == "digits"
     assert result["eval_examples"] == 300 and 0.0 <= result["top1"] <= result["top5"] <= 1.0
+    initial, trained = first_batch_losses(workdir)
+    assert initial == pytest.approx(losses[0], rel=1e-5)  # the first logged value, recomputed
+    assert trained < bound * initial, (trained / initial, bound)

@@ -147,18 +147,46 @@ def test_bad_conv_impl_in_the_config_is_one_sentence(tmp_path, data_dir, capsys)
     assert_unknown_impl_refused(conv.SWITCH, tmp_path, capsys)
 
 
-@pytest.mark.parametrize("platform,dtype,conv_impl", [("cpu", "float32", "onednn"), ("gpu", "bfloat16", "xla"),
-                                                      ("tpu", "bfloat16", "xla")])
-def test_auto_choices_resolve_per_platform(platform, dtype, conv_impl):
+# What every `auto` becomes on each platform (oneDNN buildable): bfloat16 and XLA's own forms
+# on GPU/TPU; on CPU float32, oneDNN convolutions and the CPU forms of BN, pooling and dense.
+AUTO = {"cpu": {"dtype": "float32", "conv_impl": "onednn", "bn_impl": "sums", "pool_impl": "offsets",
+                "dense_impl": "explicit"},
+        "gpu": {"dtype": "bfloat16", "conv_impl": "xla", "bn_impl": "flax", "pool_impl": "xla", "dense_impl": "xla"},
+        "tpu": {"dtype": "bfloat16", "conv_impl": "xla", "bn_impl": "flax", "pool_impl": "xla", "dense_impl": "xla"}}
+# A choice other than the platform's `auto` for every key: named choices stand.
+NAMED = {"cpu": {"dtype": "bfloat16", "conv_impl": "xla", "bn_impl": "flax", "pool_impl": "xla", "dense_impl": "xla"},
+         "gpu": {"dtype": "float32", "conv_impl": "gemm", "bn_impl": "sums", "pool_impl": "offsets",
+                 "dense_impl": "explicit"},
+         "tpu": {"dtype": "float32", "conv_impl": "gemm", "bn_impl": "sums", "pool_impl": "offsets",
+                 "dense_impl": "explicit"}}
+
+
+def _resolved(platform: str, **named) -> dict:
     from cnn_jax.config import base_config, resolve_for_platform
+    c = base_config()
+    c.update(named)
+    c = resolve_for_platform(c, platform)
+    return {k: c[k] for k in AUTO[platform]}
+
+
+@pytest.mark.parametrize("platform", sorted(AUTO))
+def test_auto_choices_resolve_per_platform(platform, monkeypatch):
     from cnn_jax.cpu import onednn as conv_onednn
-    if conv_impl == "onednn" and conv_onednn.unavailable():
-        conv_impl = "gemm"  # tests/test_conv_onednn.py checks this fallback by itself
-    c = resolve_for_platform(base_config(), platform)
-    assert (c.dtype, c.conv_impl) == (dtype, conv_impl)
-    explicit = base_config()
-    explicit.dtype, explicit.conv_impl = "float32", "xla"
-    assert (resolve_for_platform(explicit, platform).dtype, explicit.conv_impl) == ("float32", "xla")
+    monkeypatch.setattr(conv_onednn, "unavailable", lambda: None)  # as on a machine where oneDNN builds
+    assert _resolved(platform) == AUTO[platform]
+    assert _resolved(platform, **NAMED[platform]) == NAMED[platform]
+
+
+def test_auto_convolutions_without_onednn_and_onednn_off_the_cpu(monkeypatch):
+    from cnn_jax.cpu import onednn as conv_onednn
+    from cnn_jax.errors import UserError
+    monkeypatch.setattr(conv_onednn, "unavailable", lambda: "no C++ compiler")
+    assert _resolved("cpu") == {**AUTO["cpu"], "conv_impl": "gemm"}
+    with pytest.raises(UserError, match="no C\\+\\+ compiler"):
+        _resolved("cpu", conv_impl="onednn")
+    monkeypatch.setattr(conv_onednn, "unavailable", lambda: None)
+    with pytest.raises(UserError, match="runs on CPUs only"):
+        _resolved("gpu", conv_impl="onednn")
 
 
 def test_workdir_records_the_resolved_choices(tmp_path, data_dir, capsys):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from helpers import final_params, max_abs_diff, metrics, train_losses
+from helpers import final_params, final_state, initial_state, max_abs_diff, max_state_diffs, metrics, train_losses
 
 LENET = ["--config", "configs/lenet5.py", "--config.log_every_steps=5"]
 
@@ -48,6 +48,38 @@ def test_batchnorm_statistics_cover_the_global_batch(tmp_path, data_dir, root, c
     l1, l8, p1, p8 = _one_vs_eight(tmp_path, capsys, args, 3)
     np.testing.assert_allclose(l1, l8, rtol=3e-5)
     assert max_abs_diff(p1, p8) < 3e-4
+
+
+def _largest_relative_diff(a, b) -> float:
+    """The largest difference of two trees' leaves, each relative to the leaf's largest value."""
+    import jax
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    return max(float(np.max(np.abs(x - y)) / max(np.max(np.abs(x)), 1e-30)) for x, y in pairs)
+
+
+def test_every_part_of_the_state_takes_one_step_alike_on_1_and_8_devices(tmp_path, data_dir, root, capsys):
+    # tests/configs/every_part.py (BatchNorm, dropout, random crops and flips, weight average,
+    # warm-up, RMSProp): one step on 1 and on 8 devices (4 examples each). Measured: the loss
+    # agrees to 1.1e-6 relative; weights, BatchNorm statistics and average to 1.1e-6 absolute;
+    # RMSProp's moments, in squared-gradient units up to 170, to 4.2e-4 of each leaf's largest
+    # value (the gradients' own float32 rounding, summed per device by oneDNN; 2 devices: 7e-7,
+    # 4.8e-7, 3.5e-4). Statistics or dropout masks per device would change the loss by percents.
+    # Beyond a step, BatchNorm and ReLU6 on the digits' flat backgrounds amplify these roundings
+    # 10-1000 times per step (3e-6 in the weights after 2 steps, 5e-4 after 3), so longer runs are
+    # compared where the rounding is the same (tests/test_resume_multiprocess.py).
+    common = ["train", "--config", root / "tests" / "configs" / "every_part.py", "--config.num_train_steps=1",
+              "--config.checkpoint_every_steps=1", "--config.eval_every_steps=1"]
+    runs = {}
+    for n in (1, 8):
+        assert run_cli(common + ["--workdir", tmp_path / str(n), "--num-devices", n], capsys)[0] == 0
+        runs[n] = final_state(tmp_path / str(n)), train_losses(tmp_path / str(n))[1]
+    state, loss = runs[1]
+    assert state["ema"] and max_abs_diff(state["params"], initial_state(tmp_path / "1")["params"]) > 1e-4  # it moved
+    other, other_loss = runs[8]
+    diffs = max_state_diffs(state, other)
+    assert abs(other_loss - loss) <= 3e-6 * loss, (other_loss, loss)
+    assert max(diffs["params"], diffs["batch_stats"], diffs["ema"]) <= 3e-6, diffs
+    assert _largest_relative_diff(state["opt_state"], other["opt_state"]) <= 2e-3
 
 
 def test_workdir_outputs(tmp_path, data_dir, root, capsys):
@@ -114,7 +146,7 @@ def test_missing_dataset_files(tmp_path, capsys):
     assert "ILSVRC2012_img_train.tar" in msg and str(tmp_path) in msg
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, capsys):
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint_and_result(tmp_path, data_dir, capsys):
     wd = tmp_path / "nan"
     # The softmax head is unbounded (the RBF head's tanh inputs are not), so an absurd learning
     # rate overflows the logits within a few steps.
@@ -122,11 +154,19 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, c
     assert run_cli(["train", *lenet, "--config.num_train_steps=10", "--config.checkpoint_every_steps=10",
                     "--workdir", wd], capsys)[0] == 0
     good = final_params(wd)
+    completed, checkpoint_files = (wd / "results.json").read_bytes(), _files(wd / "checkpoints")
+    assert json.loads(completed)["status"] == "completed"
     code, _, err = run_cli(["train", *lenet, "--config.num_train_steps=40", "--config.checkpoint_every_steps=10",
                             "--config.optimizer.lr=1e38", "--allow-config-change", "--workdir", wd], capsys)
     assert code == 3 and "NaN or infinite at step" in err and "step 10" in err
     steps = sorted(int(p.name) for p in (wd / "checkpoints").iterdir() if p.name.isdigit())
     assert steps == [10] and max_abs_diff(final_params(wd), good) == 0.0
+    # The failed run left the completed result and the checkpoint's files as they were.
+    assert (wd / "results.json").read_bytes() == completed and _files(wd / "checkpoints") == checkpoint_files
+
+
+def _files(directory: pathlib.Path) -> dict:
+    return {str(f.relative_to(directory)): f.read_bytes() for f in sorted(directory.rglob("*")) if f.is_file()}
 
 
 def test_workdir_of_a_different_config_is_refused(tmp_path, data_dir, capsys):
@@ -136,17 +176,88 @@ def test_workdir_of_a_different_config_is_refused(tmp_path, data_dir, capsys):
     assert "different config" in msg and "seed" in msg and "--allow-config-change" in msg
 
 
-def test_corrupt_latest_checkpoint_resumes_from_the_previous(tmp_path, data_dir, capsys, caplog):
-    wd = tmp_path / "w"
-    args = ["train", *LENET, "--config.checkpoint_every_steps=5", "--config.keep_checkpoints=3", "--workdir", wd]
-    assert run_cli(args + ["--config.num_train_steps=10"], capsys)[0] == 0
-    for f in (wd / "checkpoints" / "10" / "state").rglob("*"):
+def _damage(step_dir: pathlib.Path) -> None:
+    """Overwrite a checkpoint step's array files with garbage and drop its data folder."""
+    for f in (step_dir / "state").rglob("*"):
         if f.is_file() and f.stat().st_size > 0 and "zarr" not in f.name:
             f.write_bytes(b"\0garbage")
-    shutil.rmtree(wd / "checkpoints" / "10" / "state" / "d", ignore_errors=True)
-    pathlib.Path(wd / "results.json").unlink()
+    shutil.rmtree(step_dir / "state" / "d", ignore_errors=True)
+
+
+def _saved_arrays(step_dir: pathlib.Path) -> dict:
+    """A step's arrays as Orbax reads them without a template (independently of Checkpoints)."""
+    import jax
+    import orbax.checkpoint as ocp
+    return jax.tree.map(np.asarray, ocp.StandardCheckpointer().restore(step_dir / "state"))
+
+
+def _recording_restores(monkeypatch) -> list:
+    """(step, arrays as saved) of every Checkpoints.restore that found a step, in order (copied:
+    the train step donates the state's arrays)."""
+    from cnn_jax.train.checkpoint import Checkpoints
+    restores, original = [], Checkpoints.restore
+
+    def recording(self, template, step=None):
+        found = original(self, template, step)
+        if found is not None:
+            restores.append((found[0], _as_saved(found[1])))
+        return found
+
+    monkeypatch.setattr(Checkpoints, "restore", recording)
+    return restores
+
+
+def _as_saved(state) -> dict:
+    import jax
+    parts = {"step": state.step, "params": state.params, "batch_stats": state.batch_stats, "opt_state": state.opt_state,
+             "rng": state.rng, "control": state.control, "ema": state.ema}
+    return jax.tree.map(np.asarray, jax.device_get(parts))
+
+
+def _same_arrays(a: dict, b: dict) -> bool:
+    import jax
+    if sorted(a) != sorted(b):
+        return False
+    pairs = [(jax.tree.leaves(a[k]), jax.tree.leaves(b[k])) for k in sorted(a)]
+    return all(len(x) == len(y) and all(np.array_equal(u, v) for u, v in zip(x, y, strict=True)) for x, y in pairs)
+
+
+def test_corrupt_latest_checkpoint_is_moved_aside_and_the_previous_restored(tmp_path, data_dir, capsys, monkeypatch):
+    wd = tmp_path / "w"
+    args = ["train", *LENET, "--config.ema_decay=0.9", "--config.checkpoint_every_steps=5",
+            "--config.keep_checkpoints=3", "--workdir", wd]
+    assert run_cli(args + ["--config.num_train_steps=10"], capsys)[0] == 0
+    step5 = _saved_arrays(wd / "checkpoints" / "5")
+    _damage(wd / "checkpoints" / "10")
     # Extending the run reads the newest checkpoint: it is damaged, so it resumes from step 5.
+    restores = _recording_restores(monkeypatch)
     code, _, err = run_cli(args + ["--config.num_train_steps=15", "--allow-config-change"], capsys)
-    assert code == 0
+    assert code == 0, err[-2000:]
     assert "Checkpoint step 10" in err and "unreadable" in err and "resuming" in err and "from step 5" in err
-    assert json.loads((wd / "results.json").read_text())["steps"] == 15
+    step, restored = restores[0]
+    assert step == 5 and _same_arrays(restored, step5) and step5["ema"]
+    # The damaged step is kept aside as it was, and the run wrote a good step 10 in its place.
+    aside = wd / "checkpoints_unreadable" / "10" / "state"
+    assert aside.is_dir() and not (aside / "d").exists()
+    assert {f.read_bytes() for f in aside.rglob("*") if f.is_file() and f.stat().st_size > 0} <= {b"\0garbage"}
+    assert sorted(int(p.name) for p in (wd / "checkpoints").iterdir() if p.name.isdigit()) == [5, 10, 15]
+    assert _saved_arrays(wd / "checkpoints" / "10")["step"] == 10
+    result = json.loads((wd / "results.json").read_text())
+    assert (result["steps"], result["status"]) == (15, "completed")
+
+
+def test_every_checkpoint_unreadable_is_one_sentence_and_moves_nothing(tmp_path, data_dir, capsys):
+    wd = tmp_path / "w"
+    args = ["train", *LENET, "--config.checkpoint_every_steps=5", "--workdir", wd]
+    assert run_cli(args + ["--config.num_train_steps=10"], capsys)[0] == 0
+    for step in (5, 10):
+        _damage(wd / "checkpoints" / str(step))
+    extend = args + ["--config.num_train_steps=15", "--allow-config-change"]
+    for attempt in (1, 2):  # the same command again still refuses: the damaged run does not restart from step 0
+        code, _, err = run_cli(extend, capsys)
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert code == 2 and len(errors) == 1, (attempt, err[-2000:])
+        assert "Every checkpoint in" in errors[0] and "unreadable" in errors[0] and "backup" in errors[0]
+        assert errors[0].endswith(".") and errors[0].count(". ") == 0
+    assert sorted(p.name for p in (wd / "checkpoints").iterdir() if p.name.isdigit()) == ["10", "5"]
+    assert not (wd / "checkpoints_unreadable").exists()

@@ -5,7 +5,8 @@ A checkpoint saved without a fresh minival evaluation carries top-1 = -1, so onl
 "latest" policy keeps it; equal minival top-1s rank the later step first, as orbax's
 BestN keeps the last of equals. Checkpoints of runs that ranked by the reported split
 (metric `val_top1`) are no candidates. Restoring walks back from the newest step when a
-step is unreadable (truncated, corrupted), warning about each one it skips.
+step is unreadable (truncated, corrupted), warning about each one it skips and moving it to
+`checkpoints_unreadable/` once an older step has been restored.
 """
 
 import logging
@@ -68,22 +69,35 @@ class Checkpoints:
         return out
 
     def restore(self, template, step: int | None = None):
-        """(step, state, meta) from `step` or the newest readable step; None if there is none."""
+        """(step, state, meta) from `step`, or else from the newest readable step; None if there
+        is none. Without `step` (resuming), the unreadable steps newer than the one restored are
+        moved to `checkpoints_unreadable/`; if no step is readable, nothing is moved and it raises
+        UserError, so that the same command cannot silently start the run again from step 0."""
         candidates = [step] if step is not None else sorted(self.steps(), reverse=True)
+        unreadable = []
         for s in candidates:
             try:
-                abstract = _abstract(template, "ema" in self.manager.item_metadata(s)["state"])
-                restored = self.manager.restore(s, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+                restored = self._read(template, s)
             except Exception as e:  # noqa: BLE001  (orbax raises many types for a damaged step)
-                logging.warning("Checkpoint step %d in %s is unreadable (%s); moved to %s, trying an older one.",
-                                s, self.directory, str(e).splitlines()[0][:200], self._quarantine(s))
+                logging.warning("Checkpoint step %d in %s is unreadable (%s).", s, self.directory,
+                                str(e).splitlines()[0][:200])
+                unreadable.append(s)
                 continue
+            if step is None:
+                for bad in unreadable:
+                    logging.warning("Checkpoint step %d moved to %s; resuming from step %d.", bad,
+                                    self._quarantine(bad), s)
             return s, _merge(template, restored.state), restored.meta
-        if candidates and step is None:
-            raise UserError(f"Every checkpoint in {self.directory} is unreadable; move the folder away "
-                            "to start afresh, or restore it from a backup.")
+        if unreadable and step is None:
+            raise UserError(f"Every checkpoint in {self.directory} is unreadable (steps "
+                            f"{', '.join(map(str, sorted(unreadable)))}); move the folder away to train from "
+                            "step 0, or restore it from a backup.")
         return None
+
+    def _read(self, template, step: int):
+        abstract = _abstract(template, "ema" in self.manager.item_metadata(step)["state"])
+        return self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
 
     def _quarantine(self, step: int) -> pathlib.Path:
         """Move a damaged step aside (kept for inspection) so that it can be written again."""
