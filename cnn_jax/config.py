@@ -7,22 +7,31 @@ words and key=value pairs; `parse_arg` turns it into a dict.
 """
 
 import json
-import re
 import pathlib
+import re
 
 import ml_collections
+from absl import flags
 from ml_collections import config_flags
 from ml_collections.config_dict import placeholder
-from absl import flags
 
 from cnn_jax.errors import UserError, did_you_mean
 from cnn_jax.layers import impls
 
 # Keys that may differ between a run and its resumption: they change how a run is
 # watched or stored, not what it computes.
-RESUMABLE_KEYS = {"log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "eval_every_steps",
-                  "data.num_parallel_calls", "progress_bar", "conv_impl", "bn_impl", "pool_impl",
-                  "dense_impl"}
+RESUMABLE_KEYS = {
+    "log_every_steps",
+    "checkpoint_every_steps",
+    "keep_checkpoints",
+    "eval_every_steps",
+    "data.num_parallel_calls",
+    "progress_bar",
+    "conv_impl",
+    "bn_impl",
+    "pool_impl",
+    "dense_impl",
+}
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -30,80 +39,90 @@ def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.model = "lenet5"
     c.model_kwargs = ml_collections.ConfigDict()
-    c.bn_group_size = 0                   # ghost BN: batch statistics over groups of N examples; 0 = whole batch
-    c.dataset = "digits"                  # a TFDS name or an image folder path
-    c.data_dir = ""                       # TFDS data directory ("" = TFDS's default)
+    c.bn_group_size = 0  # ghost BN: batch statistics over groups of N examples; 0 = whole batch
+    c.dataset = "digits"  # a TFDS name or an image folder path
+    c.data_dir = ""  # TFDS data directory ("" = TFDS's default)
     c.train_split = "train"
-    c.eval_split = ""                     # "" = validation, val or test, whichever exists
-    c.data = ml_collections.ConfigDict(dict(
-        recipe="digits",                  # preprocessing recipe (cnn_jax/data/recipes.py)
-        image_size=32,                    # training/eval crop size
-        channels=0,                       # 0 = as stored; 3 turns grayscale into RGB
-        idx_dir="",                       # folder of mnist/fashion_mnist IDX files ("" = Debian's for fashion_mnist)
-        shuffle_buffer=16_384,            # >= the split size gives a full permutation
-        cache=True,                       # keep decoded examples in memory (small datasets)
-        skip_corrupt=False,               # drop undecodable images (counted in results.json)
-        minival_size=0,                   # examples of train_split held out for every choice made in training
-                                          # (best checkpoint, plateau, sweeps); 0 = none (cnn_jax/data/minival.py)
-        minival_seed=0,                   # which examples minival holds; independent of `seed`
-        num_parallel_calls=-1,            # -1 = tf.data.AUTOTUNE
-        # Modern add-ons, off in the paper recipes; None keeps the recipe's value (recipes.py).
-        randaugment=placeholder(str),     # "N,M": N RandAugment ops at magnitude M (0-10), e.g. "2,9"
-        mixup_alpha=placeholder(float),   # Mixup's Beta(alpha, alpha), e.g. 0.2; 0 = off
-        cutmix_alpha=placeholder(float),  # CutMix's Beta(alpha, alpha), e.g. 1.0; 0 = off
-        mix_prob=placeholder(float),      # probability that a batch is mixed (default 1)
-        mix_switch_prob=placeholder(float),  # both on: probability of CutMix for a batch (0.5)
-    ))
-    c.batch_size = 128                    # global, over all devices and processes
-    c.eval_batch_size = 0                 # 0 = batch_size
-    c.num_epochs = -1.0                   # set this or num_train_steps; the other follows
+    c.eval_split = ""  # "" = validation, val or test, whichever exists
+    c.data = ml_collections.ConfigDict(
+        dict(
+            recipe="digits",  # preprocessing recipe (cnn_jax/data/recipes.py)
+            image_size=32,  # training/eval crop size
+            channels=0,  # 0 = as stored; 3 turns grayscale into RGB
+            idx_dir="",  # folder of mnist/fashion_mnist IDX files ("" = Debian's for fashion_mnist)
+            shuffle_buffer=16_384,  # >= the split size gives a full permutation
+            cache=True,  # keep decoded examples in memory (small datasets)
+            skip_corrupt=False,  # drop undecodable images (counted in results.json)
+            minival_size=0,  # examples of train_split held out for every choice made in training
+            # (best checkpoint, plateau, sweeps); 0 = none (cnn_jax/data/minival.py)
+            minival_seed=0,  # which examples minival holds; independent of `seed`
+            num_parallel_calls=-1,  # -1 = tf.data.AUTOTUNE
+            # Modern add-ons, off in the paper recipes; None keeps the recipe's value (recipes.py).
+            randaugment=placeholder(str),  # "N,M": N RandAugment ops at magnitude M (0-10), e.g. "2,9"
+            mixup_alpha=placeholder(float),  # Mixup's Beta(alpha, alpha), e.g. 0.2; 0 = off
+            cutmix_alpha=placeholder(float),  # CutMix's Beta(alpha, alpha), e.g. 1.0; 0 = off
+            mix_prob=placeholder(float),  # probability that a batch is mixed (default 1)
+            mix_switch_prob=placeholder(float),  # both on: probability of CutMix for a batch (0.5)
+        )
+    )
+    c.batch_size = 128  # global, over all devices and processes
+    c.eval_batch_size = 0  # 0 = batch_size
+    c.num_epochs = -1.0  # set this or num_train_steps; the other follows
     c.num_train_steps = -1
     c.seed = 0
-    c.dtype = "auto"                      # compute dtype: float32 | bfloat16 | auto (bfloat16 on GPU/TPU,
-                                          # float32 on CPU); parameters are always float32
-    c.conv_impl = "auto"                  # xla | gemm (1x1 as matmuls) | onednn (all through oneDNN) | auto (CPU: onednn, else gemm)
-    c.bn_impl = "auto"                    # flax | sums (BatchNorm from per-channel sums) | auto (sums on CPU only)
-    c.pool_impl = "auto"                  # xla | offsets (max pooling's gradient by saved window offsets) | auto (offsets on CPU only)
-    c.dense_impl = "auto"                 # xla | explicit (dense weight gradients as x^T g, cnn_jax/cpu/gemm.py) | auto (explicit on CPU only)
-    c.optimizer = ml_collections.ConfigDict(dict(
-        name="sgd",                       # sgd | rmsprop | adamw
-        lr=0.1,                           # base learning rate for the global batch
-        lr_reference_batch=0,             # >0: lr is per this batch; used lr = lr * batch_size / it (Goyal et al.)
-        momentum=0.9,
-        nesterov=False,
-        weight_decay=0.0,                 # L2 added to the gradient (sgd, rmsprop); decoupled for adamw
-        weight_decay_mask="all",          # all | kernels (no decay on biases and BN)
-        rho=0.9,                          # rmsprop decay
-        eps=1e-8,                         # adam/rmsprop epsilon (rmsprop: inside the square root)
-        rmsprop_initial_scale=0.0,        # rmsprop mean-square start; TF v1's RMSPropOptimizer starts at 1.0
-        b1=0.9,
-        b2=0.999,
-        clip_norm=0.0,                    # global gradient-norm clipping, 0 = off
-    ))
-    c.schedule = ml_collections.ConfigDict(dict(
-        name="constant",                  # constant | step | cosine | exponential | plateau
-        warmup_epochs=0.0,                # linear warmup from 0
-        boundaries_epochs=(),             # step: epochs at which lr *= factor
-        factor=0.1,                       # step/plateau/exponential multiplier
-        decay_every_epochs=1.0,           # exponential: lr *= factor every this many epochs
-        patience=2,                       # plateau: evaluations without improvement
-        min_delta=1e-3,                   # plateau: top-1 improvement that counts
-        end_lr_fraction=0.0,              # cosine: final lr as a fraction of the base
-    ))
+    c.dtype = "auto"  # compute dtype: float32 | bfloat16 | auto (bfloat16 on GPU/TPU,
+    # float32 on CPU); parameters are always float32
+    c.conv_impl = "auto"  # xla | gemm (1x1 as matmuls) | onednn (all through oneDNN) | auto (CPU: onednn, else gemm)
+    c.bn_impl = "auto"  # flax | sums (BatchNorm from per-channel sums) | auto (sums on CPU only)
+    c.pool_impl = "auto"  # xla | offsets (max pooling's gradient by saved window offsets) | auto (offsets on CPU only)
+    c.dense_impl = (
+        "auto"  # xla | explicit (dense weight gradients as x^T g, cnn_jax/cpu/gemm.py) | auto (explicit on CPU only)
+    )
+    c.optimizer = ml_collections.ConfigDict(
+        dict(
+            name="sgd",  # sgd | rmsprop | adamw
+            lr=0.1,  # base learning rate for the global batch
+            lr_reference_batch=0,  # >0: lr is per this batch; used lr = lr * batch_size / it (Goyal et al.)
+            momentum=0.9,
+            nesterov=False,
+            weight_decay=0.0,  # L2 added to the gradient (sgd, rmsprop); decoupled for adamw
+            weight_decay_mask="all",  # all | kernels (no decay on biases and BN)
+            rho=0.9,  # rmsprop decay
+            eps=1e-8,  # adam/rmsprop epsilon (rmsprop: inside the square root)
+            rmsprop_initial_scale=0.0,  # rmsprop mean-square start; TF v1's RMSPropOptimizer starts at 1.0
+            b1=0.9,
+            b2=0.999,
+            clip_norm=0.0,  # global gradient-norm clipping, 0 = off
+        )
+    )
+    c.schedule = ml_collections.ConfigDict(
+        dict(
+            name="constant",  # constant | step | cosine | exponential | plateau
+            warmup_epochs=0.0,  # linear warmup from 0
+            boundaries_epochs=(),  # step: epochs at which lr *= factor
+            factor=0.1,  # step/plateau/exponential multiplier
+            decay_every_epochs=1.0,  # exponential: lr *= factor every this many epochs
+            patience=2,  # plateau: evaluations without improvement
+            min_delta=1e-3,  # plateau: top-1 improvement that counts
+            end_lr_fraction=0.0,  # cosine: final lr as a fraction of the base
+        )
+    )
     c.loss = ml_collections.ConfigDict(dict(label_smoothing=0.0, aux_weight=0.3))
-    c.ema_decay = 0.0                     # >0: evaluate a moving average of the weights (Polyak); 0 = off
-    c.ema_warmup = True                   # decay min(ema_decay, (1+t)/(10+t)), as TF's ExponentialMovingAverage
-    c.transfer = ml_collections.ConfigDict(dict(
-        init_from="",                     # a workdir or a weights file (cnn_jax/train/transfer.py)
-        freeze="",                        # "backbone": train only what was not loaded (the head)
-        backbone_lr_scale=1.0,            # learning-rate multiplier of the loaded parameters
-    ))
+    c.ema_decay = 0.0  # >0: evaluate a moving average of the weights (Polyak); 0 = off
+    c.ema_warmup = True  # decay min(ema_decay, (1+t)/(10+t)), as TF's ExponentialMovingAverage
+    c.transfer = ml_collections.ConfigDict(
+        dict(
+            init_from="",  # a workdir or a weights file (cnn_jax/train/transfer.py)
+            freeze="",  # "backbone": train only what was not loaded (the head)
+            backbone_lr_scale=1.0,  # learning-rate multiplier of the loaded parameters
+        )
+    )
     c.log_every_steps = 50
-    c.eval_every_steps = 0                # 0 = once per epoch
-    c.checkpoint_every_steps = 0          # 0 = once per epoch
-    c.keep_checkpoints = 2                # the latest K, plus the best by minival top-1 when there is minival
-    c.report_checkpoint = "final"         # results.json's top-1/top-5: final | best_minival (the best by minival top-1)
-    c.progress_bar = True                 # only on an interactive terminal
+    c.eval_every_steps = 0  # 0 = once per epoch
+    c.checkpoint_every_steps = 0  # 0 = once per epoch
+    c.keep_checkpoints = 2  # the latest K, plus the best by minival top-1 when there is minival
+    c.report_checkpoint = "final"  # results.json's top-1/top-5: final | best_minival (the best by minival top-1)
+    c.progress_bar = True  # only on an interactive terminal
     return c
 
 
@@ -159,15 +178,18 @@ def check_arg(arg: dict, allowed: set, config_file: str, takes_value: set | None
     (`cpu=0` would read as true) and a bare name of those that need one (`depth`)."""
     for key in arg:
         if key not in allowed:
-            raise UserError(f"{config_file} does not take the argument {key!r}"
-                            f"{did_you_mean(key, allowed)}; it takes {', '.join(sorted(allowed))}.")
+            raise UserError(
+                f"{config_file} does not take the argument {key!r}"
+                f"{did_you_mean(key, allowed)}; it takes {', '.join(sorted(allowed))}."
+            )
         if takes_value is None:
             continue
         if key in takes_value and arg[key] is True:
             raise UserError(f"{config_file}: the argument {key} needs a value; write {key}=VALUE.")
         if key not in takes_value and arg[key] is not True:
-            raise UserError(f"{config_file}: {key} is a bare word and takes no value; write {key}, not "
-                            f"{key}={arg[key]}.")
+            raise UserError(
+                f"{config_file}: {key} is a bare word and takes no value; write {key}, not {key}={arg[key]}."
+            )
 
 
 def choice(arg: dict, key: str, allowed, default, config_file: str):
@@ -177,8 +199,10 @@ def choice(arg: dict, key: str, allowed, default, config_file: str):
     for option in allowed:
         if str(value) == str(option) or _same_number(value, option):
             return option
-    raise UserError(f"{config_file}: {key}={value} is not one of {', '.join(map(str, allowed))}; "
-                    f"e.g. {config_file}:{key}={default}.")
+    raise UserError(
+        f"{config_file}: {key}={value} is not one of {', '.join(map(str, allowed))}; "
+        f"e.g. {config_file}:{key}={default}."
+    )
 
 
 def positive_number(arg: dict, key: str, default: float, config_file: str) -> float:
@@ -218,17 +242,21 @@ def config_from_flags(argv: list) -> tuple:
         i += 1
     fv = flags.FlagValues()
     argv_for_flags = ["cnn-jax"] + config_args
-    config_flags.DEFINE_config_file("config", None, "config file", flag_values=fv, lock_config=True,
-                                    sys_argv=argv_for_flags)
+    config_flags.DEFINE_config_file(
+        "config", None, "config file", flag_values=fv, lock_config=True, sys_argv=argv_for_flags
+    )
     spec = next((a.split("=", 1)[1] for a in config_args if a.startswith("--config=")), None)
     if spec is None:
         raise UserError("No config given; pass --config configs/NAME.py (e.g. configs/lenet5.py).")
     path = spec.split(":", 1)[0]
     if not pathlib.Path(path).is_file():
-        raise UserError(f"Config file {path!r} does not exist; pass the path of a file in configs/, "
-                        "e.g. --config configs/lenet5.py.")
+        raise UserError(
+            f"Config file {path!r} does not exist; pass the path of a file in configs/, "
+            "e.g. --config configs/lenet5.py."
+        )
     from cnn_jax.config_rules import check_config
     from cnn_jax.input_files import check_config_file
+
     check_config_file(path, spec.split(":", 1)[1] if ":" in spec else None)  # its mistakes, by file and line
     try:
         fv(argv_for_flags)
@@ -247,8 +275,7 @@ def _override_message(error: Exception) -> str:
     suggestion = re.search(r'Did you mean "([^"]+)" instead of "([^"]+)"', text)
     if suggestion:
         good, bad = suggestion.groups()
-        return (f"Unknown config key {bad!r} in an override (did you mean {good!r}?); "
-                "fix the --config.KEY=VALUE flag.")
+        return f"Unknown config key {bad!r} in an override (did you mean {good!r}?); fix the --config.KEY=VALUE flag."
     bare_key = re.fullmatch(r"""["']*([\w.]+)["']*""", text)
     if bare_key:
         return f"Unknown config key {bare_key.group(1)!r} in an override; fix the --config.KEY=VALUE flag."

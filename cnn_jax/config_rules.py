@@ -20,9 +20,11 @@ RULES = []
 
 def rule(*keys):
     """Register `fn(config, processes) -> [sentence]` as a rule reading `keys`."""
+
     def register(fn):
         RULES.append((keys, fn))
         return fn
+
     return register
 
 
@@ -55,8 +57,10 @@ def step_boundaries(c, processes: int) -> list:
     if list(bounds) != sorted(bounds):
         return [f"schedule.boundaries_epochs {bounds} must ascend; list the epochs of the drops in order."]
     if epochs and any(b >= epochs for b in bounds):
-        return [f"schedule.boundaries_epochs {bounds} reach past the run's {epochs:g} epochs, where the learning "
-                "rate never drops; set them below num_epochs."]
+        return [
+            f"schedule.boundaries_epochs {bounds} reach past the run's {epochs:g} epochs, where the learning "
+            "rate never drops; set them below num_epochs."
+        ]
     return []
 
 
@@ -64,22 +68,27 @@ def step_boundaries(c, processes: int) -> list:
 def warmup_inside_run(c, processes: int) -> list:
     epochs = _epochs_only(c)
     if epochs and c.schedule.warmup_epochs > epochs:
-        return [f"schedule.warmup_epochs {c.schedule.warmup_epochs:g} is longer than the run's {epochs:g} epochs; "
-                "set it below num_epochs."]
+        return [
+            f"schedule.warmup_epochs {c.schedule.warmup_epochs:g} is longer than the run's {epochs:g} epochs; "
+            "set it below num_epochs."
+        ]
     return []
 
 
 @rule("schedule.name", "report_checkpoint", "data.minival_size")
 def choices_need_minival(c, processes: int) -> list:
     from cnn_jax.train.selection import check_selection_config
+
     return _refusal(check_selection_config, c)
 
 
 @rule("batch_size", "eval_batch_size")
 def batch_per_process(c, processes: int) -> list:
-    return [f"{key} {size} is not divisible by the {processes} processes; set --config.{key} to a multiple of "
-            f"{processes}." for key, size in (("batch_size", c.batch_size), ("eval_batch_size", c.eval_batch_size))
-            if size % processes]
+    return [
+        f"{key} {size} is not divisible by the {processes} processes; set --config.{key} to a multiple of {processes}."
+        for key, size in (("batch_size", c.batch_size), ("eval_batch_size", c.eval_batch_size))
+        if size % processes
+    ]
 
 
 @rule("data.mixup_alpha", "data.cutmix_alpha", "batch_size")
@@ -87,13 +96,16 @@ def mixing_pairs(c, processes: int) -> list:
     mixing = (c.data.mixup_alpha or 0) > 0 or (c.data.cutmix_alpha or 0) > 0
     if not mixing or c.batch_size % (2 * processes) == 0:
         return []
-    return [f"Mixup/CutMix mix neighbouring examples, so each process's share of batch_size {c.batch_size} must be "
-            f"even; set --config.batch_size to a multiple of {2 * processes}."]
+    return [
+        f"Mixup/CutMix mix neighbouring examples, so each process's share of batch_size {c.batch_size} must be "
+        f"even; set --config.batch_size to a multiple of {2 * processes}."
+    ]
 
 
 def _model(c):
     """The model the config names, or None when it cannot be built (model_builds says why)."""
     from cnn_jax import models
+
     try:
         return models.create_model(c.model, **dict(c.model_kwargs))
     except UserError:
@@ -103,12 +115,14 @@ def _model(c):
 @rule("model", "model_kwargs")
 def model_builds(c, processes: int) -> list:
     from cnn_jax import models
+
     return _refusal(lambda: models.create_model(c.model, **dict(c.model_kwargs)))
 
 
 @rule("model", "model_kwargs", "data.image_size", "data.channels")
 def model_takes_input(c, processes: int) -> list:
     from cnn_jax.model_input import input_problem
+
     if _model(c) is None:
         return []
     problem = input_problem(c.model, dict(c.model_kwargs), c.data.image_size, c.data.channels)
@@ -121,11 +135,14 @@ def bn_groups(c, processes: int) -> list:
     if not group or model is None:
         return []
     if "bn_group_size" not in type(model).__dataclass_fields__:
-        return [f"bn_group_size={group} needs a model with BatchNorm, and {c.model} has none; "
-                "set --config.bn_group_size=0."]
+        return [
+            f"bn_group_size={group} needs a model with BatchNorm, and {c.model} has none; set --config.bn_group_size=0."
+        ]
     if c.batch_size % group:
-        return [f"batch_size {c.batch_size} is not divisible by bn_group_size {group}; pick a group size that "
-                "divides the global batch."]
+        return [
+            f"batch_size {c.batch_size} is not divisible by bn_group_size {group}; pick a group size that "
+            "divides the global batch."
+        ]
     return []
 
 
@@ -134,8 +151,10 @@ def transfer_needs_weights(c, processes: int) -> list:
     t = c.transfer
     if t.init_from or (not t.freeze and t.backbone_lr_scale == 1.0):
         return []
-    return ["transfer.freeze and transfer.backbone_lr_scale act on loaded weights, and transfer.init_from is empty; "
-            "set --config.transfer.init_from to a workdir or a weights file."]
+    return [
+        "transfer.freeze and transfer.backbone_lr_scale act on loaded weights, and transfer.init_from is empty; "
+        "set --config.transfer.init_from to a workdir or a weights file."
+    ]
 
 
 @rule("dataset")
@@ -145,14 +164,17 @@ def dataset_folder(c, processes: int) -> list:
 
 @rule("data_dir", "data.idx_dir", "transfer.init_from")
 def named_files(c, processes: int) -> list:
-    return (input_files.folder_problems("data_dir", c.data_dir, must_exist=False) +
-            input_files.folder_problems("data.idx_dir", c.data.idx_dir, must_exist=True) +
-            input_files.weights_problems("transfer.init_from", c.transfer.init_from))
+    return (
+        input_files.folder_problems("data_dir", c.data_dir, must_exist=False)
+        + input_files.folder_problems("data.idx_dir", c.data.idx_dir, must_exist=True)
+        + input_files.weights_problems("transfer.init_from", c.transfer.init_from)
+    )
 
 
 @functools.cache
 def _base_names() -> frozenset:
     from cnn_jax.config import base_config
+
     return frozenset(leaf_names(base_config()))
 
 

@@ -26,6 +26,7 @@ def _default(value) -> str:
 def rows() -> list:
     """(key, type, default, allowed values, meaning) for every key of base_config()."""
     from cnn_jax.config import base_config
+
     base = base_config()
     out = []
     order = {name: i for i, name in enumerate(SCHEMA)}  # the schema's order groups related keys
@@ -48,6 +49,8 @@ def _cell(text: str) -> str:
 
 
 def as_markdown() -> str:
-    body = "".join(f"| `{name}` | {kind} | `{_cell(default)}` | {_cell(allowed)} | {_cell(meaning)} |\n"
-                   for name, kind, default, allowed, meaning in rows())
+    body = "".join(
+        f"| `{name}` | {kind} | `{_cell(default)}` | {_cell(allowed)} | {_cell(meaning)} |\n"
+        for name, kind, default, allowed, meaning in rows()
+    )
     return MARKDOWN_HEAD + body

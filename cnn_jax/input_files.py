@@ -24,8 +24,9 @@ def _one_line(text: str) -> str:
 def _line_in(error: BaseException, file: pathlib.Path) -> int | None:
     """The line of `file` that the error's traceback last passed through."""
     target = os.path.abspath(file)
-    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
-             if os.path.abspath(frame.filename) == target]
+    lines = [
+        frame.lineno for frame in traceback.extract_tb(error.__traceback__) if os.path.abspath(frame.filename) == target
+    ]
     return lines[-1] if lines else None
 
 
@@ -59,8 +60,9 @@ def check_config_file(path: str, arg: str | None) -> None:
     module = load_python_file(path, f"_cnn_jax_config_{pathlib.Path(path).stem}")
     get_config = getattr(module, "get_config", None)
     if not callable(get_config):
-        raise UserError(f"{path} defines no get_config(arg); a config file returns its ConfigDict from one "
-                        "(see configs/lenet5.py).")
+        raise UserError(
+            f"{path} defines no get_config(arg); a config file returns its ConfigDict from one (see configs/lenet5.py)."
+        )
     try:
         config = get_config(arg) if arg is not None else get_config()
     except UserError:
@@ -68,8 +70,10 @@ def check_config_file(path: str, arg: str | None) -> None:
     except Exception as e:  # noqa: BLE001
         raise file_error(path, e) from None
     if not hasattr(config, "keys"):
-        raise UserError(f"{path}: get_config returned {type(config).__name__}, not a ConfigDict; return "
-                        "cnn_jax.config.base_config() with the recipe's values set.")
+        raise UserError(
+            f"{path}: get_config returned {type(config).__name__}, not a ConfigDict; return "
+            "cnn_jax.config.base_config() with the recipe's values set."
+        )
 
 
 def unusable_path(what: str, value: str) -> list:
@@ -79,8 +83,10 @@ def unusable_path(what: str, value: str) -> list:
     except (FileNotFoundError, NotADirectoryError):
         return []
     except (OSError, ValueError) as e:
-        return [f"{what} {_shown(value)} is not a usable path ({_one_line(getattr(e, 'strerror', None) or e)}); "
-                "pass another."]
+        return [
+            f"{what} {_shown(value)} is not a usable path ({_one_line(getattr(e, 'strerror', None) or e)}); "
+            "pass another."
+        ]
     return []
 
 
@@ -102,8 +108,10 @@ def image_folder_problems(name: str) -> list:
     if not root.is_dir():
         return [f"Image folder {name!r} does not exist; pass an existing folder or a TFDS name as --config.dataset."]
     if not (root / "train").is_dir():
-        return [f"Image folder {name!r} has no train/ subfolder; lay it out as train/CLASS/*.jpg with "
-                "val/CLASS/*.jpg (or test/) beside it."]
+        return [
+            f"Image folder {name!r} has no train/ subfolder; lay it out as train/CLASS/*.jpg with "
+            "val/CLASS/*.jpg (or test/) beside it."
+        ]
     if not any(p.is_dir() for p in (root / "train").iterdir()):
         return [f"Image folder {str(root / 'train')!r} has no class subfolders; lay it out as train/CLASS/*.jpg."]
     return []
@@ -133,8 +141,9 @@ def weights_problems(key: str, value: str) -> list:
             return [f"{key} {value!r} is a folder without checkpoints/; pass the --workdir of a trained run."]
         return []
     if path.suffix not in WEIGHT_SUFFIXES:
-        return [f"{key} {value!r} is neither a workdir nor a {'/'.join(WEIGHT_SUFFIXES)} weights file; "
-                "pass one of those."]
+        return [
+            f"{key} {value!r} is neither a workdir nor a {'/'.join(WEIGHT_SUFFIXES)} weights file; pass one of those."
+        ]
     return []
 
 
@@ -166,11 +175,14 @@ def workdir_run_problems(workdir: str, resolved: dict, allow_change: bool) -> li
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         return [f"{saved} is unreadable ({_one_line(e)}); move the workdir away or pass another --workdir."]
     from cnn_jax.config import config_differences
+
     diff = config_differences(old, resolved) if isinstance(old, dict) else ["config.json"]
     if diff and not allow_change:
-        return [f"Workdir {workdir} holds a run of a different config (differs in {', '.join(diff[:5])}"
-                f"{'...' if len(diff) > 5 else ''}); use a new --workdir, or pass --allow-config-change to "
-                "continue it with the new config."]
+        return [
+            f"Workdir {workdir} holds a run of a different config (differs in {', '.join(diff[:5])}"
+            f"{'...' if len(diff) > 5 else ''}); use a new --workdir, or pass --allow-config-change to "
+            "continue it with the new config."
+        ]
     return []
 
 

@@ -30,9 +30,12 @@ def input_size_errors(name: str, size: int, fix: str):
         raise
     except _SHAPE_ERRORS as e:
         from cnn_jax import models
+
         native = models.get_spec(name).input_size
-        raise UserError(f"{name} cannot take {size}x{size} inputs ({_first_line(e)}); {fix} (its paper's input "
-                        f"is {native}x{native}).") from None
+        raise UserError(
+            f"{name} cannot take {size}x{size} inputs ({_first_line(e)}); {fix} (its paper's input "
+            f"is {native}x{native})."
+        ) from None
 
 
 def _empty_array(model, shape: tuple):
@@ -42,6 +45,7 @@ def _empty_array(model, shape: tuple):
     import flax.linen as nn
     import jax
     import jax.numpy as jnp
+
     found = []
 
     def record(next_fun, args, kwargs, context):
@@ -54,8 +58,10 @@ def _empty_array(model, shape: tuple):
 
     def init():  # train=True: auxiliary heads and dropout are part of what training traces
         with nn.intercept_methods(record):
-            return model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
-                              jnp.zeros(shape, jnp.float32), train=True)
+            return model.init(
+                {"params": jax.random.key(0), "dropout": jax.random.key(1)}, jnp.zeros(shape, jnp.float32), train=True
+            )
+
     jax.eval_shape(init)
     return found[0] if found else None
 
@@ -67,18 +73,23 @@ def check_input(name: str, model, size: int, channels: int, fix: str) -> None:
         empty = _empty_array(model, (1, size, size, channels))
     if empty:
         from cnn_jax import models
+
         native = models.get_spec(name).input_size
-        raise UserError(f"{name} cannot take {size}x{size} inputs (an empty {empty[1]} array appears in "
-                        f"{empty[0]}); {fix} (its paper's input is {native}x{native}).")
+        raise UserError(
+            f"{name} cannot take {size}x{size} inputs (an empty {empty[1]} array appears in "
+            f"{empty[0]}); {fix} (its paper's input is {native}x{native})."
+        )
 
 
 @functools.lru_cache(maxsize=256)
 def _problem(name: str, kwargs_items: tuple, size: int, channels: int) -> str | None:
     from cnn_jax import models
+
     model = models.create_model(name, **dict(kwargs_items))
     try:
-        check_input(name, model, size, channels or models.get_spec(name).in_channels,
-                    "set --config.data.image_size larger")
+        check_input(
+            name, model, size, channels or models.get_spec(name).in_channels, "set --config.data.image_size larger"
+        )
     except UserError as e:
         return str(e)
     return None

@@ -65,5 +65,3 @@ def get_config(arg=None):
     if a.get("cpu"):
         cpu_variant(c, size=63 if a.get("owt") else 67)
     return c
-
-

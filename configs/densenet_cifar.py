@@ -27,14 +27,24 @@ from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
 from cnn_jax.errors import UserError
 
 # (bc, L, k) -> model name, the networks of Table 2
-NETWORKS = {(False, 40, 12): "densenet40_k12", (False, 100, 12): "densenet100_k12",
-            (True, 100, 12): "densenet_bc100_k12", (True, 250, 24): "densenet_bc250_k24",
-            (True, 190, 40): "densenet_bc190_k40"}
+NETWORKS = {
+    (False, 40, 12): "densenet40_k12",
+    (False, 100, 12): "densenet100_k12",
+    (True, 100, 12): "densenet_bc100_k12",
+    (True, 250, 24): "densenet_bc250_k24",
+    (True, 190, 40): "densenet_bc190_k40",
+}
 _PROTOCOL = "CIFAR-10 test set, C10+ (standard augmentation), Table 2 (100 - error)"
-PAPER = {name: {"top1": top1, "top5": None, "protocol": _PROTOCOL}
-         for name, top1 in [("densenet40_k12", 94.76), ("densenet100_k12", 95.9),
-                            ("densenet_bc100_k12", 95.49), ("densenet_bc250_k24", 96.38),
-                            ("densenet_bc190_k40", 96.54)]}
+PAPER = {
+    name: {"top1": top1, "top5": None, "protocol": _PROTOCOL}
+    for name, top1 in [
+        ("densenet40_k12", 94.76),
+        ("densenet100_k12", 95.9),
+        ("densenet_bc100_k12", 95.49),
+        ("densenet_bc250_k24", 96.38),
+        ("densenet_bc190_k40", 96.54),
+    ]
+}
 FILE = "configs/densenet_cifar.py"
 
 
@@ -54,11 +64,15 @@ def model_name(a: dict) -> str:
     L, k = _number(a, "L", 100 if bc else 40), _number(a, "k", 12)
     per_layer = 6 if bc else 3  # a BC layer has two convs
     if L < per_layer + 4 or (L - 4) % per_layer:
-        raise UserError(f"{FILE}: L={L} is not of the form {per_layer}n+4 that "
-                        f"{'DenseNet-BC' if bc else 'DenseNet'} needs; it takes one of {_choices()}.")
+        raise UserError(
+            f"{FILE}: L={L} is not of the form {per_layer}n+4 that "
+            f"{'DenseNet-BC' if bc else 'DenseNet'} needs; it takes one of {_choices()}."
+        )
     if (bc, L, k) not in NETWORKS:
-        raise UserError(f"{FILE}: {'bc,' if bc else ''}L={L},k={k} is not a network of the paper's "
-                        f"Table 2; it takes one of {_choices()}.")
+        raise UserError(
+            f"{FILE}: {'bc,' if bc else ''}L={L},k={k} is not a network of the paper's "
+            f"Table 2; it takes one of {_choices()}."
+        )
     return NETWORKS[bc, L, k]
 
 

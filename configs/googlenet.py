@@ -28,8 +28,13 @@ inputs of at least 80; lr scaled linearly to batch 16).
 
 from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
 
-PAPER = {"googlenet": {"top1": None, "top5": 89.93,
-                       "protocol": "ILSVRC-2014 val, 1 model, 1 crop (Table 3); no top-1 published"}}
+PAPER = {
+    "googlenet": {
+        "top1": None,
+        "top5": 89.93,
+        "protocol": "ILSVRC-2014 val, 1 model, 1 crop (Table 3); no top-1 published",
+    }
+}
 
 
 def get_config(arg=None):

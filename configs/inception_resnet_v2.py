@@ -30,8 +30,13 @@ batch 16, lr scaled linearly).
 
 from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
 
-PAPER = {"inception_resnet_v2": {"top1": 80.1, "top5": 95.1,
-                                 "protocol": "1 crop, 1 model, non-blacklisted ILSVRC-2012 val (Table 2)"}}
+PAPER = {
+    "inception_resnet_v2": {
+        "top1": 80.1,
+        "top5": 95.1,
+        "protocol": "1 crop, 1 model, non-blacklisted ILSVRC-2012 val (Table 2)",
+    }
+}
 
 
 def get_config(arg=None):
@@ -47,12 +52,12 @@ def get_config(arg=None):
     c.num_epochs = 100.0
     c.optimizer.name = "rmsprop"
     c.optimizer.lr = 0.045
-    c.optimizer.lr_reference_batch = 32       # per replica batch of 32
+    c.optimizer.lr_reference_batch = 32  # per replica batch of 32
     c.optimizer.rho = 0.9
     c.optimizer.eps = 1.0
     c.optimizer.momentum = 0.9
-    c.optimizer.rmsprop_initial_scale = 1.0   # TF v1 RMSProp
-    c.ema_decay = 0.9999                      # evaluate the running average (Sec. 4)
+    c.optimizer.rmsprop_initial_scale = 1.0  # TF v1 RMSProp
+    c.ema_decay = 0.9999  # evaluate the running average (Sec. 4)
     c.optimizer.clip_norm = 2.0
     c.optimizer.weight_decay = 4e-5
     c.optimizer.weight_decay_mask = "kernels"

@@ -37,9 +37,13 @@ scaled linearly by the rule above).
 
 from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
 
-PAPER = {"inception_v3": {"top1": 78.8, "top5": 94.4,
-                          "protocol": "1 crop 299, 1 model, 48,238 non-blacklisted ILSVRC-2012 val images "
-                                      "(Table 3)"}}
+PAPER = {
+    "inception_v3": {
+        "top1": 78.8,
+        "top5": 94.4,
+        "protocol": "1 crop 299, 1 model, 48,238 non-blacklisted ILSVRC-2012 val images (Table 3)",
+    }
+}
 
 
 def get_config(arg=None):
@@ -57,12 +61,12 @@ def get_config(arg=None):
     c.num_epochs = 100.0
     c.optimizer.name = "rmsprop"
     c.optimizer.lr = 0.045
-    c.optimizer.lr_reference_batch = 32       # per replica batch of 32
+    c.optimizer.lr_reference_batch = 32  # per replica batch of 32
     c.optimizer.rho = 0.9
     c.optimizer.eps = 1.0
     c.optimizer.momentum = 0.9
-    c.optimizer.rmsprop_initial_scale = 1.0   # TF v1 RMSProp
-    c.ema_decay = 0.9999                      # evaluate the running average (Sec. 8)
+    c.optimizer.rmsprop_initial_scale = 1.0  # TF v1 RMSProp
+    c.ema_decay = 0.9999  # evaluate the running average (Sec. 8)
     c.optimizer.clip_norm = 2.0
     c.optimizer.weight_decay = 4e-5
     c.optimizer.weight_decay_mask = "kernels"

@@ -27,16 +27,17 @@ from cnn_jax.config import base_config, check_arg, choice, parse_arg
 from cnn_jax.errors import UserError
 
 IDX_DATASETS = {"mnist": "mnist", "fashion": "fashion_mnist"}
-VAL_MINIVAL = 5_000      # Sec. 4.2's 45k/5k train/val split of CIFAR-10's training set
-CPU_VAL_MINIVAL = 150    # the same tenth of digits' 1,497 training images
+VAL_MINIVAL = 5_000  # Sec. 4.2's 45k/5k train/val split of CIFAR-10's training set
+CPU_VAL_MINIVAL = 150  # the same tenth of digits' 1,497 training images
 
 PAPER_TOP1 = {20: 91.25, 32: 92.49, 44: 92.83, 56: 93.03, 110: 93.57}
 
 
 def get_config(arg=None):
     a = parse_arg(arg)
-    check_arg(a, {"depth", "cpu", "epochs", "val", *IDX_DATASETS}, "configs/resnet_cifar.py",
-              takes_value={"depth", "epochs"})
+    check_arg(
+        a, {"depth", "cpu", "epochs", "val", *IDX_DATASETS}, "configs/resnet_cifar.py", takes_value={"depth", "epochs"}
+    )
     chosen = [word for word in IDX_DATASETS if a.get(word)]
     if len(chosen) > 1:
         raise UserError("configs/resnet_cifar.py takes one of mnist and fashion; pass only one.")
@@ -95,5 +96,7 @@ def _epochs(value) -> float:
     except (TypeError, ValueError):
         epochs = 0.0
     if not epochs > 0:
-        raise UserError(f"configs/resnet_cifar.py: epochs={value} is not a positive number of epochs; pass e.g. epochs=40.")
+        raise UserError(
+            f"configs/resnet_cifar.py: epochs={value} is not a positive number of epochs; pass e.g. epochs=40."
+        )
     return epochs

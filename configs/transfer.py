@@ -23,15 +23,21 @@ FILE = "configs/transfer.py"
 def _model(a: dict) -> str:
     name = a.get("model", "lenet5")
     if name not in models.list_models():
-        raise UserError(f"{FILE}: model={name} is not a model name{did_you_mean(str(name), models.list_models())}; "
-                        "`cnn-jax summary --list` shows them.")
+        raise UserError(
+            f"{FILE}: model={name} is not a model name{did_you_mean(str(name), models.list_models())}; "
+            "`cnn-jax summary --list` shows them."
+        )
     return name
 
 
 def get_config(arg=None):
     a = parse_arg(arg)
-    check_arg(a, {"from", "data", "model", "mode", "size", "channels", "cpu"}, FILE,
-              takes_value={"from", "data", "model", "mode", "size", "channels"})
+    check_arg(
+        a,
+        {"from", "data", "model", "mode", "size", "channels", "cpu"},
+        FILE,
+        takes_value={"from", "data", "model", "mode", "size", "channels"},
+    )
     c = base_config()
     c.model = _model(a)
     if c.model == "lenet5":

@@ -70,8 +70,9 @@ def _normalise(arg: dict) -> dict:
 def _letter(arg: dict) -> str:
     letters = [k for k in arg if k in MODELS]
     if len(letters) > 1:
-        raise UserError(f"configs/vgg.py takes one configuration, got {', '.join(letters)}; "
-                        "pick one of A, A-LRN, B, C, D, E.")
+        raise UserError(
+            f"configs/vgg.py takes one configuration, got {', '.join(letters)}; pick one of A, A-LRN, B, C, D, E."
+        )
     return letters[0] if letters else "D"
 
 
@@ -80,8 +81,10 @@ def get_config(arg=None):
     check_arg(a, set(MODELS) | {"bn", "cpu"}, "configs/vgg.py", takes_value=set())
     letter = _letter(a)
     if a.get("bn") and letter not in BN_MODELS:
-        raise UserError(f"VGG config {letter} has no BatchNorm variant (torchvision has A, B, D, E); "
-                        f"drop `bn` or pick one of {', '.join(BN_MODELS)}.")
+        raise UserError(
+            f"VGG config {letter} has no BatchNorm variant (torchvision has A, B, D, E); "
+            f"drop `bn` or pick one of {', '.join(BN_MODELS)}."
+        )
     c = base_config()
     c.model = BN_MODELS[letter] if a.get("bn") else MODELS[letter]
     c.model_kwargs.dropout_rate = 0.5

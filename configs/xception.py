@@ -26,8 +26,13 @@ strided pools pad; batch 16, lr scaled linearly).
 
 from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
 
-PAPER = {"xception": {"top1": 79.0, "top5": 94.5,
-                      "protocol": "1 crop 299, 1 model, non-blacklisted ILSVRC-2012 val (Table 1)"}}
+PAPER = {
+    "xception": {
+        "top1": 79.0,
+        "top5": 94.5,
+        "protocol": "1 crop 299, 1 model, non-blacklisted ILSVRC-2012 val (Table 1)",
+    }
+}
 
 
 def get_config(arg=None):

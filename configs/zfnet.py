@@ -28,8 +28,7 @@ patience 1 so that the plateau rule runs).
 
 from cnn_jax.config import base_config, check_arg, cpu_variant, parse_arg
 
-PAPER = {"zfnet": {"top1": 61.6, "top5": 83.5,
-                   "protocol": "ILSVRC-2012 val, 1 convnet (Table 2); crops not stated"}}
+PAPER = {"zfnet": {"top1": 61.6, "top5": 83.5, "protocol": "ILSVRC-2012 val, 1 convnet (Table 2); crops not stated"}}
 
 
 def get_config(arg=None):

@@ -17,10 +17,16 @@ _SOURCE = "He et al. 2016, Table 6: CIFAR-10 test error {err}% (10k test images,
 _PROTOCOL = {"protocol": "center", "input_size": 32, "split": "test", "dataset": "cifar10", "models": 1}
 
 ENTRIES = [
-    {"name": f"resnet{depth}", "config": f"configs/resnet_cifar.py:depth={depth}",
-     "published": {"top1": round(100.0 - err, 2), "source": _SOURCE.format(err=err) + note, **_PROTOCOL, **chosen}}
+    {
+        "name": f"resnet{depth}",
+        "config": f"configs/resnet_cifar.py:depth={depth}",
+        "published": {"top1": round(100.0 - err, 2), "source": _SOURCE.format(err=err) + note, **_PROTOCOL, **chosen},
+    }
     for depth, err, note, chosen in [
-        (20, 8.75, "", {}), (32, 7.51, "", {}), (44, 7.17, "", {}), (56, 6.97, "", {}),
+        (20, 8.75, "", {}),
+        (32, 7.51, "", {}),
+        (44, 7.17, "", {}),
+        (56, 6.97, "", {}),
         (110, 6.43, "; best of 5 runs, mean 6.61 +- 0.16", {"selection": "best of 5 runs"}),
     ]
 ]

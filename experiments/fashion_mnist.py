@@ -14,16 +14,40 @@ set against and how its recipe differs. Read offline: `apt-get install dataset-f
 BENCHMARK = "Fashion-MNIST benchmark table (zalandoresearch/fashion-mnist README)"
 
 ENTRIES = [
-    {"name": "lenet5", "config": "configs/lenet5.py:fashion", "seeds": 3,
-     "published": {"top1": 91.6, "protocol": "center", "source": f"{BENCHMARK}: 2 conv + pooling "
-                   "(TensorFlow tutorial), no preprocessing; LeNet-5 here: 2 conv + 2 subsampling, RBF head, "
-                   "images centred in 32x32, no augmentation, 20 epochs"}},
-    {"name": "resnet20", "config": "configs/resnet_cifar.py:depth=20,fashion,epochs=40", "seeds": 3,
-     "published": {"top1": 94.9, "protocol": "center", "source": f"{BENCHMARK}: ResNet18 (11M parameters), "
-                   "normalisation, flips, translation, rotation; ResNet-20 here: the CIFAR ResNet (0.27M), "
-                   "normalisation, flips, 4-pixel translation, no rotation, 40 epochs"}},
-    {"name": "mobilenet_v1", "config": "configs/mobilenet_v1.py:fashion", "seeds": 3,
-     "published": {"top1": 95.0, "protocol": "center", "source": f"{BENCHMARK}: MobileNet, horizontal "
-                   "flips; MobileNet v1 1.0 here: the ImageNet network on 32x32 resized images, "
-                   "normalisation, flips, 4-pixel translation, RMSProp, 30 epochs"}},
+    {
+        "name": "lenet5",
+        "config": "configs/lenet5.py:fashion",
+        "seeds": 3,
+        "published": {
+            "top1": 91.6,
+            "protocol": "center",
+            "source": f"{BENCHMARK}: 2 conv + pooling "
+            "(TensorFlow tutorial), no preprocessing; LeNet-5 here: 2 conv + 2 subsampling, RBF head, "
+            "images centred in 32x32, no augmentation, 20 epochs",
+        },
+    },
+    {
+        "name": "resnet20",
+        "config": "configs/resnet_cifar.py:depth=20,fashion,epochs=40",
+        "seeds": 3,
+        "published": {
+            "top1": 94.9,
+            "protocol": "center",
+            "source": f"{BENCHMARK}: ResNet18 (11M parameters), "
+            "normalisation, flips, translation, rotation; ResNet-20 here: the CIFAR ResNet (0.27M), "
+            "normalisation, flips, 4-pixel translation, no rotation, 40 epochs",
+        },
+    },
+    {
+        "name": "mobilenet_v1",
+        "config": "configs/mobilenet_v1.py:fashion",
+        "seeds": 3,
+        "published": {
+            "top1": 95.0,
+            "protocol": "center",
+            "source": f"{BENCHMARK}: MobileNet, horizontal "
+            "flips; MobileNet v1 1.0 here: the ImageNet network on 32x32 resized images, "
+            "normalisation, flips, 4-pixel translation, RMSProp, 30 epochs",
+        },
+    },
 ]

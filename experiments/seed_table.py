@@ -23,21 +23,49 @@ def _keras(size: int) -> dict:
 
 
 ENTRIES = [
-    {"name": "vgg16", "config": "configs/vgg.py:D",
-     "published": {"top1": 71.268, "top5": 90.050, "source": _SOURCE + ", 224 px", **_keras(224)}},
-    {"name": "vgg19", "config": "configs/vgg.py:E",
-     "published": {"top1": 71.256, "top5": 89.988, "source": _SOURCE + ", 224 px", **_keras(224)}},
-    {"name": "resnet50", "config": "configs/resnet.py:depth=50",
-     "published": {"top1": 74.704, "top5": 92.020, "source": _SOURCE + ", 224 px (keras.io rounds 74.9/92.1)",
-                   **_keras(224)}},
-    {"name": "inception_v3", "config": "configs/inception_v3.py",
-     "published": {"top1": 77.898, "top5": 93.720, "source": _SOURCE + ", 299 px", **_keras(299)}},
-    {"name": "inception_resnet_v2", "config": "configs/inception_resnet_v2.py",
-     "published": {"top1": 80.256, "top5": 95.252, "source": _SOURCE + ", 299 px", **_keras(299)}},
-    {"name": "densenet121", "config": "configs/densenet.py:depth=121",
-     "published": {"top1": 74.520, "top5": 91.978, "source": _SOURCE + ", 224 px", **_keras(224)}},
-    {"name": "densenet169", "config": "configs/densenet.py:depth=169",
-     "published": {"top1": 76.074, "top5": 93.108, "source": _SOURCE + ", 224 px", **_keras(224)}},
-    {"name": "densenet201", "config": "configs/densenet.py:depth=201",
-     "published": {"top1": 77.064, "top5": 93.458, "source": _SOURCE + ", 224 px", **_keras(224)}},
+    {
+        "name": "vgg16",
+        "config": "configs/vgg.py:D",
+        "published": {"top1": 71.268, "top5": 90.050, "source": _SOURCE + ", 224 px", **_keras(224)},
+    },
+    {
+        "name": "vgg19",
+        "config": "configs/vgg.py:E",
+        "published": {"top1": 71.256, "top5": 89.988, "source": _SOURCE + ", 224 px", **_keras(224)},
+    },
+    {
+        "name": "resnet50",
+        "config": "configs/resnet.py:depth=50",
+        "published": {
+            "top1": 74.704,
+            "top5": 92.020,
+            "source": _SOURCE + ", 224 px (keras.io rounds 74.9/92.1)",
+            **_keras(224),
+        },
+    },
+    {
+        "name": "inception_v3",
+        "config": "configs/inception_v3.py",
+        "published": {"top1": 77.898, "top5": 93.720, "source": _SOURCE + ", 299 px", **_keras(299)},
+    },
+    {
+        "name": "inception_resnet_v2",
+        "config": "configs/inception_resnet_v2.py",
+        "published": {"top1": 80.256, "top5": 95.252, "source": _SOURCE + ", 299 px", **_keras(299)},
+    },
+    {
+        "name": "densenet121",
+        "config": "configs/densenet.py:depth=121",
+        "published": {"top1": 74.520, "top5": 91.978, "source": _SOURCE + ", 224 px", **_keras(224)},
+    },
+    {
+        "name": "densenet169",
+        "config": "configs/densenet.py:depth=169",
+        "published": {"top1": 76.074, "top5": 93.108, "source": _SOURCE + ", 224 px", **_keras(224)},
+    },
+    {
+        "name": "densenet201",
+        "config": "configs/densenet.py:depth=201",
+        "published": {"top1": 77.064, "top5": 93.458, "source": _SOURCE + ", 224 px", **_keras(224)},
+    },
 ]

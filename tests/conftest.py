@@ -23,6 +23,7 @@ def data_dir(tmp_path_factory):
     """A TFDS data directory with `digits` prepared once per pytest run (shared by xdist workers)."""
     shared = tmp_path_factory.getbasetemp().parent / "tfds"
     from cnn_jax.data.datasets import open_source
+
     open_source("digits", str(shared))
     os.environ["TFDS_DATA_DIR"] = str(shared)
     return str(shared)
@@ -31,6 +32,7 @@ def data_dir(tmp_path_factory):
 def run_cli(args, capsys=None):
     """Run `cnn-jax ARGS` in this process; returns (exit code, stdout, stderr)."""
     from cnn_jax import cli
+
     try:
         cli.main([str(a) for a in args])
         code = 0

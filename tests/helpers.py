@@ -7,8 +7,8 @@ import jax
 import numpy as np
 
 from cnn_jax.config import base_config
-from cnn_jax.train.evaluate import load_workdir_config
 from cnn_jax.train.checkpoint import Checkpoints
+from cnn_jax.train.evaluate import load_workdir_config
 from cnn_jax.train.loop import build_run
 
 
@@ -42,6 +42,7 @@ def first_batch_losses(workdir) -> tuple:
     the second falls below it when the run's steps learned."""
     from cnn_jax.train import parallel
     from cnn_jax.train.steps import make_train_step, zero_train_metrics
+
     workdir = pathlib.Path(workdir)
     config = load_workdir_config(workdir)
     run = build_run(config, num_devices=1)
@@ -103,11 +104,23 @@ def assert_unknown_impl_refused(switch, tmp_path, capsys):
     UserError) and from the command line (one sentence naming the key, exit status 2)."""
     import pytest
     from conftest import run_cli
+
     from cnn_jax.errors import UserError
+
     with pytest.raises(UserError, match=switch.key):
         with switch.use("cudnn"):
             pass
-    code, _, err = run_cli(["train", "--config", "configs/lenet5.py", f"--config.{switch.key}=cudnn",
-                            "--config.num_train_steps=1", "--workdir", tmp_path / "w"], capsys)
+    code, _, err = run_cli(
+        [
+            "train",
+            "--config",
+            "configs/lenet5.py",
+            f"--config.{switch.key}=cudnn",
+            "--config.num_train_steps=1",
+            "--workdir",
+            tmp_path / "w",
+        ],
+        capsys,
+    )
     errors = [line for line in err.splitlines() if line.startswith("error:")]  # beside library logs
     assert code == 2 and len(errors) == 1 and f"{switch.key} must be one of" in errors[0] and "'cudnn'" in errors[0]

@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 
 from cnn_jax import models
-from cnn_jax.report.summary import summarize
 from cnn_jax.models.registry import reference_numbers
+from cnn_jax.report.summary import summarize
 
 
 def native_shape(name: str, batch: int = 1) -> tuple:
@@ -30,8 +30,9 @@ def output_shape(name: str, num_classes: int, batch: int = 2, dtype=jnp.float32,
 
     def run(x):
         variables = model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x, train=False)
-        return model.apply(variables, x, train=train, rngs={"dropout": jax.random.key(2)},
-                           mutable=["batch_stats"] if train else False)
+        return model.apply(
+            variables, x, train=train, rngs={"dropout": jax.random.key(2)}, mutable=["batch_stats"] if train else False
+        )
 
     out = jax.eval_shape(run, x)
     return out

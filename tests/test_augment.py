@@ -26,8 +26,7 @@ RANDOM_OPS = {
     "random_crop": lambda im, s: A.random_crop(im, s, 224),
     "scale_jitter": lambda im, s: A.random_shorter_side(im, s, 256, 512),
     "rrc_torchvision": lambda im, s: A.random_resized_crop(im, s, 64),
-    "rrc_inception": lambda im, s: A.random_resized_crop(im, s, 64, style="inception",
-                                                         random_interpolation=True),
+    "rrc_inception": lambda im, s: A.random_resized_crop(im, s, 64, style="inception", random_interpolation=True),
     "pca_lighting": lambda im, s: A.pca_lighting(im, s, 0.1),
     "inception_color": lambda im, s: A.inception_color_distortion(im, s),
     "color_jitter": lambda im, s: A.color_jitter(im, s),
@@ -57,8 +56,7 @@ def test_recipe_train_deterministic_and_shapes(image, name):
     assert recipe.eval_square(image, 224).shape == (side, side, 3)
     # The single centre crop is the centre of the square the 10-crop protocol sees.
     off = (side - 224) // 2
-    np.testing.assert_allclose(_np(recipe.eval_square(image, 224))[off:off + 224, off:off + 224],
-                               _np(e), atol=1e-4)
+    np.testing.assert_allclose(_np(recipe.eval_square(image, 224))[off : off + 224, off : off + 224], _np(e), atol=1e-4)
 
 
 def test_recipe_in_graph_mode_with_unknown_shape_and_parallel_map(image):
@@ -94,7 +92,7 @@ def test_random_flip_is_the_mirror_or_identity(image):
 def test_center_crop_and_shorter_side_resize_are_exact(image):
     crop = A.center_crop(image, 224, 200)
     np.testing.assert_array_equal(_np(crop), _np(image)[38:262, 100:300])
-    assert A.resize_shorter_side(image, 256).shape == (256, 341, 3)    # 400*256/300 = 341.3
+    assert A.resize_shorter_side(image, 256).shape == (256, 341, 3)  # 400*256/300 = 341.3
     assert A.resize_shorter_side(tf.transpose(image, [1, 0, 2]), 256).shape == (341, 256, 3)
     assert A.resize_shorter_side(image, 300).shape == (300, 400, 3)
     np.testing.assert_allclose(_np(A.resize_shorter_side(image, 300)), _np(image), atol=1e-3)
@@ -103,8 +101,12 @@ def test_center_crop_and_shorter_side_resize_are_exact(image):
 def test_random_crop_is_a_window_of_the_image(image):
     crop = _np(A.random_crop(image, SEEDS[0], 224))
     img = _np(image)
-    hits = [(y, x) for y in range(H - 223) for x in range(W - 223)
-            if img[y, x, 0] == crop[0, 0, 0] and (img[y:y + 224, x:x + 224] == crop).all()]
+    hits = [
+        (y, x)
+        for y in range(H - 223)
+        for x in range(W - 223)
+        if img[y, x, 0] == crop[0, 0, 0] and (img[y : y + 224, x : x + 224] == crop).all()
+    ]
     assert len(hits) == 1
 
 
@@ -139,14 +141,14 @@ def test_random_resized_crop_box_area_and_aspect_in_range(style):
     assert area.min() >= 0.08 * (1 - 2 / h.min()) - 1e-9 and area.max() <= 1.0
     aspect = w / h
     assert (aspect >= 3 / 4 - 1 / h).all() and (aspect <= 4 / 3 + 1 / h).all()
-    assert area.min() < 0.2 and area.max() > 0.8        # the whole range is explored
+    assert area.min() < 0.2 and area.max() > 0.8  # the whole range is explored
     assert len({tuple(b) for b in boxes}) > 190
 
 
 def test_random_resized_crop_box_fallback_clamps_aspect():
     # A 10x1000 strip: no candidate fits, so torchvision's fallback centre crop applies.
     box = _np(A.random_resized_crop_box(tf.constant([10, 1000]), SEEDS[0], (0.5, 1.0)))
-    np.testing.assert_array_equal(box, [0, (1000 - 13) // 2, 10, 13])   # w = round(10 * 4/3)
+    np.testing.assert_array_equal(box, [0, (1000 - 13) // 2, 10, 13])  # w = round(10 * 4/3)
 
 
 def test_pca_lighting_sigma_zero_is_identity_and_shift_is_constant(image):
@@ -176,7 +178,7 @@ def test_caffe_normalisation_reverses_channels_and_subtracts_bgr_mean():
     x = np.zeros((2, 2, 3), np.float32) + np.array([10.0, 20.0, 30.0], np.float32)
     out = _np(A.normalize_caffe_bgr(tf.constant(x)))
     np.testing.assert_allclose(out[0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68], rtol=1e-6)
-    np.testing.assert_allclose(A.normalize_caffe_bgr(x), out)          # numpy works too
+    np.testing.assert_allclose(A.normalize_caffe_bgr(x), out)  # numpy works too
 
 
 def test_inception_and_imagenet_normalisations():
@@ -203,8 +205,7 @@ def test_alexnet_227_crop_comes_from_the_256_square(image):
     recipe = R.get_recipe("alexnet", lighting_std=0.0, flip=False, normalization="none")
     square = _np(A.center_crop(A.resize_shorter_side(image, 256), 256))
     crop = _np(recipe.train(image, SEEDS[5], 227))
-    hits = [(y, x) for y in range(30) for x in range(30)
-            if np.allclose(square[y:y + 227, x:x + 227], crop)]
+    hits = [(y, x) for y in range(30) for x in range(30) if np.allclose(square[y : y + 227, x : x + 227], crop)]
     assert crop.shape == (227, 227, 3) and len(hits) == 1
 
 
@@ -228,4 +229,4 @@ def test_unknown_recipe_and_option_are_user_errors():
     with pytest.raises(UserError, match="Normalization"):
         R.get_recipe("resnet", normalization="cafe")
     assert R.get_recipe("resnet", lighting_std=0.0).lighting_std == 0.0
-    assert R.get_recipe("resnet").lighting_std == 0.1     # the registry copy is untouched
+    assert R.get_recipe("resnet").lighting_std == 0.1  # the registry copy is untouched

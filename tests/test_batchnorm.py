@@ -1,11 +1,11 @@
 """Ghost BatchNorm (cnn_jax/layers/batchnorm.py): batch statistics over groups of examples,
 the same variables as flax's BatchNorm, one switch for every model."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import flax.linen as nn
 
 from cnn_jax import models
 from cnn_jax.errors import UserError
@@ -56,8 +56,9 @@ def test_two_groups_normalise_each_half_by_its_own_statistics(variables):
 def test_inference_ignores_the_groups(variables):
     bn = BatchNorm(momentum=0.9, group_size=4)
     y = bn.apply(variables, X[:3], use_running_average=True)  # 3 examples: no grouping at inference
-    np.testing.assert_array_equal(np.asarray(y), np.asarray(nn.BatchNorm().apply(variables, X[:3],
-                                                                              use_running_average=True)))
+    np.testing.assert_array_equal(
+        np.asarray(y), np.asarray(nn.BatchNorm().apply(variables, X[:3], use_running_average=True))
+    )
 
 
 def test_batch_not_divisible_by_the_group_size(variables):
@@ -70,8 +71,9 @@ def _shapes(tree):
     return jax.tree.map(lambda a: a.shape, tree)
 
 
-@pytest.mark.parametrize("name", ["resnet20", "mobilenet_v1", "densenet121", "xception", "inception_v3",
-                                  "inception_resnet_v2", "vgg11_bn"])
+@pytest.mark.parametrize(
+    "name", ["resnet20", "mobilenet_v1", "densenet121", "xception", "inception_v3", "inception_resnet_v2", "vgg11_bn"]
+)
 def test_every_bn_model_takes_the_switch_with_the_same_variables(name):
     # Shapes only (jax.eval_shape): init, and a grouped training pass over a batch of 4.
     spec = models.registry.get_spec(name)
@@ -81,9 +83,11 @@ def test_every_bn_model_takes_the_switch_with_the_same_variables(name):
     init = lambda m: jax.eval_shape(lambda x: m.init(jax.random.key(0), x, train=True), jnp.zeros((1, *size)))
     variables = init(plain)
     assert _shapes(init(ghost)) == _shapes(variables)
-    out, updated = jax.eval_shape(lambda v, x: ghost.apply(v, x, train=True, mutable=["batch_stats"],
-                                                           rngs={"dropout": jax.random.key(0)}),
-                                  variables, jnp.zeros((4, *size)))
+    out, updated = jax.eval_shape(
+        lambda v, x: ghost.apply(v, x, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)}),
+        variables,
+        jnp.zeros((4, *size)),
+    )
     logits = out[0] if isinstance(out, tuple) else out
     assert logits.shape == (4, spec.num_classes)
     assert _shapes(updated["batch_stats"]) == _shapes(variables["batch_stats"])
@@ -100,7 +104,7 @@ def test_a_model_with_ghost_batchnorm_normalises_each_group_separately():
         return jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"])[0])
 
     out = np.asarray(forward(plain.clone(bn_group_size=2))(variables, x))
-    pairs = [np.asarray(forward(plain)(variables, x[i:i + 2])) for i in (0, 2)]
+    pairs = [np.asarray(forward(plain)(variables, x[i : i + 2])) for i in (0, 2)]
     np.testing.assert_allclose(out, np.concatenate(pairs), atol=1e-4)
     assert np.max(np.abs(out - np.asarray(forward(plain)(variables, x)))) > 1e-3
 
@@ -108,6 +112,7 @@ def test_a_model_with_ghost_batchnorm_normalises_each_group_separately():
 # --- the config switch ----------------------------------------------------------------------
 def _error(capsys, args) -> str:
     from conftest import run_cli
+
     code, _, err = run_cli(args, capsys)
     lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
     assert code != 0 and len(lines) == 1, err
@@ -129,10 +134,21 @@ def test_ghost_batchnorm_does_not_depend_on_the_device_count(tmp_path, data_dir,
     # alike, and differently from BatchNorm over the whole batch.
     from conftest import run_cli
     from helpers import final_params, max_abs_diff, train_losses
-    common = ["train", "--config", "configs/resnet_cifar.py:depth=20,cpu", "--config.batch_size=32",
-              "--config.num_train_steps=3", "--config.log_every_steps=1", "--config.optimizer.lr=0.01"]
-    runs = {"one": ["--num-devices", "1", "--config.bn_group_size=4"], "eight": ["--config.bn_group_size=4"],
-            "global": ["--num-devices", "1"]}
+
+    common = [
+        "train",
+        "--config",
+        "configs/resnet_cifar.py:depth=20,cpu",
+        "--config.batch_size=32",
+        "--config.num_train_steps=3",
+        "--config.log_every_steps=1",
+        "--config.optimizer.lr=0.01",
+    ]
+    runs = {
+        "one": ["--num-devices", "1", "--config.bn_group_size=4"],
+        "eight": ["--config.bn_group_size=4"],
+        "global": ["--num-devices", "1"],
+    }
     for name, extra in runs.items():
         assert run_cli([*common, *extra, "--workdir", tmp_path / name], capsys)[0] == 0
     one, eight, whole = (train_losses(tmp_path / n) for n in runs)

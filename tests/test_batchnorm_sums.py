@@ -19,14 +19,19 @@ R = jax.random.normal(jax.random.key(2), X.shape)
 @pytest.fixture(scope="module")
 def variables():
     v = BatchNorm(momentum=0.9).init(jax.random.key(1), X, use_running_average=False)
-    return {"params": {"scale": jnp.linspace(0.5, 2.0, 6), "bias": jnp.arange(6.0) - 2.5}, "batch_stats": v["batch_stats"]}
+    return {
+        "params": {"scale": jnp.linspace(0.5, 2.0, 6), "bias": jnp.arange(6.0) - 2.5},
+        "batch_stats": v["batch_stats"],
+    }
 
 
 def _forward_and_grads(impl, module, variables, x, train=True):
     def loss(params, x):
-        y, updated = module.apply({**variables, "params": params}, x, use_running_average=not train,
-                                  mutable=["batch_stats"])
+        y, updated = module.apply(
+            {**variables, "params": params}, x, use_running_average=not train, mutable=["batch_stats"]
+        )
         return jnp.sum(jax.nn.relu(y) * R.astype(y.dtype)), (y, updated)
+
     with batchnorm.bn_impl(impl):
         (_, (y, updated)), grads = jax.jit(jax.value_and_grad(loss, (0, 1), has_aux=True))(variables["params"], x)
     return y, updated, grads
@@ -118,12 +123,14 @@ def test_whole_model_loss_and_gradients_match_and_the_program_changes():
 
 def test_unknown_bn_impl_is_a_user_error(tmp_path, data_dir, capsys):
     from helpers import assert_unknown_impl_refused
+
     assert_unknown_impl_refused(batchnorm.SWITCH, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("platform,impl", [("cpu", "sums"), ("gpu", "flax"), ("tpu", "flax")])
 def test_auto_resolves_per_platform(platform, impl):
     from cnn_jax.config import base_config, resolve_for_platform
+
     assert resolve_for_platform(base_config(), platform).bn_impl == impl
 
 
@@ -131,9 +138,20 @@ def test_training_with_sums_follows_the_flax_trajectory(tmp_path, data_dir, root
     # ResNet-20 on digits, 4 steps: only float rounding differs (gentle lr, as in test_conv_gemm).
     from conftest import run_cli
     from helpers import train_losses
-    common = ["train", "--config", f"{root}/configs/resnet_cifar.py:depth=20,cpu", "--config.batch_size=16",
-              "--config.optimizer.lr=0.001", "--config.num_train_steps=4", "--config.log_every_steps=1",
-              "--config.checkpoint_every_steps=4", "--config.eval_every_steps=4", "--num-devices", "1"]
+
+    common = [
+        "train",
+        "--config",
+        f"{root}/configs/resnet_cifar.py:depth=20,cpu",
+        "--config.batch_size=16",
+        "--config.optimizer.lr=0.001",
+        "--config.num_train_steps=4",
+        "--config.log_every_steps=1",
+        "--config.checkpoint_every_steps=4",
+        "--config.eval_every_steps=4",
+        "--num-devices",
+        "1",
+    ]
     for impl in batchnorm.IMPLS:
         assert run_cli(common + [f"--config.bn_impl={impl}", "--workdir", tmp_path / impl], capsys)[0] == 0
     assert json.loads((tmp_path / "sums" / "config.json").read_text())["bn_impl"] == "sums"

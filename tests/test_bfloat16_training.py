@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-
 from conftest import run_cli
 from helpers import train_losses
 
@@ -16,9 +15,18 @@ def test_bfloat16_loss_curve_stays_close_to_float32(tmp_path, data_dir, capsys):
     # final accuracy to 3 points, and both far below the start. (At lr 0.01 LeNet-5 is at the
     # edge of stability here, seed 2 diverges in both dtypes, and the two curves differ by
     # up to 19% for XLA's convolutions and oneDNN's alike: chaos, not bfloat16.)
-    common = ["train", "--config", "configs/lenet5.py", "--config.num_train_steps=80",
-              "--config.optimizer.lr=0.005", "--config.log_every_steps=10", "--config.eval_every_steps=80",
-              "--config.checkpoint_every_steps=80", "--num-devices", "1"]
+    common = [
+        "train",
+        "--config",
+        "configs/lenet5.py",
+        "--config.num_train_steps=80",
+        "--config.optimizer.lr=0.005",
+        "--config.log_every_steps=10",
+        "--config.eval_every_steps=80",
+        "--config.checkpoint_every_steps=80",
+        "--num-devices",
+        "1",
+    ]
     curves, top1 = {}, {}
     for dtype in ("float32", "bfloat16"):
         workdir = tmp_path / dtype

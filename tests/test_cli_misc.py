@@ -4,9 +4,9 @@ import json
 import statistics
 
 import pytest
+from conftest import run_cli
 
 from cnn_jax import models
-from conftest import run_cli
 
 
 @pytest.mark.parametrize("name", ["lenet5", "resnet50", "googlenet", "vgg11_lrn"])
@@ -20,13 +20,16 @@ def test_summary_totals_equal_the_reference(name, capsys):
 def test_summary_lists_every_model(capsys):
     code, out, _ = run_cli(["summary", "--list"], capsys)
     listed = [line.split()[0] for line in out.strip().splitlines()]
-    assert code == 0 and listed == models.list_models() and len(listed) == 42  # googlenet_tv and the five CIFAR DenseNets included
+    assert (
+        code == 0 and listed == models.list_models() and len(listed) == 42
+    )  # googlenet_tv and the five CIFAR DenseNets included
 
 
 def _recording_step_times(monkeypatch) -> list:
     """Every list of step times bench measures, in order: training (wall clock), training (CPU
     time), inference."""
     from cnn_jax.train import bench
+
     measured, original = [], bench._step_times
 
     def recording(*args, **kwargs):
@@ -39,14 +42,38 @@ def _recording_step_times(monkeypatch) -> list:
 
 def test_bench_ends_with_one_json_line(capsys, monkeypatch):
     from cnn_jax.train import bench
+
     measured = _recording_step_times(monkeypatch)
     monkeypatch.setattr(bench, "matmul_peak_flops", lambda dtype: 5e11)  # a stated peak: 500 GFLOP/s
-    code, out, _ = run_cli(["bench", "lenet5", "--batch-size", "8", "--steps", "3", "--warmup", "1",
-                            "--num-devices", "1", "--num-classes", "10"], capsys)
+    code, out, _ = run_cli(
+        [
+            "bench",
+            "lenet5",
+            "--batch-size",
+            "8",
+            "--steps",
+            "3",
+            "--warmup",
+            "1",
+            "--num-devices",
+            "1",
+            "--num-classes",
+            "10",
+        ],
+        capsys,
+    )
     r = json.loads(out.strip().splitlines()[-1])
     assert code == 0
-    assert set(r) >= {"model", "batch_size", "dtype", "device", "train_img_per_s", "infer_img_per_s",
-                      "compile_s", "mfu"}
+    assert set(r) >= {
+        "model",
+        "batch_size",
+        "dtype",
+        "device",
+        "train_img_per_s",
+        "infer_img_per_s",
+        "compile_s",
+        "mfu",
+    }
     assert (r["model"], r["batch_size"], r["devices"]) == ("lenet5", 8, 1) and r["compile_s"] > 0
     # Each figure is the batch over the step time it names: the median and the fastest training
     # step, the median CPU time of a training step, the median inference step.

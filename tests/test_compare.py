@@ -137,9 +137,20 @@ def test_seeds_on_both_sides_add_a_welch_interval_and_use_the_sign_test(tmp_path
 
 def _train(tmp_path, name, seed):
     workdir = tmp_path / name
-    code, _, _ = run_cli(["train", "--config", "configs/lenet5.py", "--workdir", workdir, f"--config.seed={seed}",
-                          "--config.num_train_steps=10", "--config.eval_every_steps=10", "--config.progress_bar=False",
-                          "--config.data.cache=False"])
+    code, _, _ = run_cli(
+        [
+            "train",
+            "--config",
+            "configs/lenet5.py",
+            "--workdir",
+            workdir,
+            f"--config.seed={seed}",
+            "--config.num_train_steps=10",
+            "--config.eval_every_steps=10",
+            "--config.progress_bar=False",
+            "--config.data.cache=False",
+        ]
+    )
     assert code == 0
     return workdir
 

@@ -7,8 +7,8 @@ import importlib.util
 import json
 
 import pytest
-
 from conftest import ROOT, run_cli
+
 from cnn_jax.config import base_config
 from cnn_jax.config_rules import RULES, config_problems
 from cnn_jax.config_schema import SCHEMA, leaf_names, value_at
@@ -43,10 +43,22 @@ def test_the_defaults_pass_their_own_entries_and_each_entry_says_what_it_is():
         assert SCHEMA[name].text and "\n" not in SCHEMA[name].text and SCHEMA[name].expectation()
 
 
-@pytest.mark.parametrize("name,value", [("batch_size", 0), ("batch_size", True), ("optimizer.lr", float("nan")),
-                                        ("optimizer.lr", -0.1), ("dtype", "float16"), ("data.channels", 2),
-                                        ("schedule.boundaries_epochs", (10, -1)), ("data.randaugment", "2,11"),
-                                        ("dataset", ""), ("seed", 2**40), ("data.num_parallel_calls", 0)])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("batch_size", 0),
+        ("batch_size", True),
+        ("optimizer.lr", float("nan")),
+        ("optimizer.lr", -0.1),
+        ("dtype", "float16"),
+        ("data.channels", 2),
+        ("schedule.boundaries_epochs", (10, -1)),
+        ("data.randaugment", "2,11"),
+        ("dataset", ""),
+        ("seed", 2**40),
+        ("data.num_parallel_calls", 0),
+    ],
+)
 def test_an_entry_refuses_with_one_sentence_naming_the_key_and_the_flag(name, value):
     problem = SCHEMA[name].problem(name, value)
     assert problem and problem.startswith(name) and f"--config.{name}" in problem and problem.endswith(".")
@@ -56,6 +68,7 @@ def test_rules_read_only_known_keys_and_choices_match_their_modules():
     for keys, _ in RULES:
         assert set(keys) <= set(SCHEMA), keys
     from cnn_jax.train.selection import REPORT_CHECKPOINTS  # spelled out in the schema, which loads without it
+
     assert SCHEMA["report_checkpoint"].choices == REPORT_CHECKPOINTS
 
 
@@ -67,15 +80,23 @@ CONFIG_ARGS = {
     "lenet5": ["", "head=softmax", "mnist", "fashion"],
     "resnet_cifar": ["depth=20", "depth=56", "depth=110", "depth=20,val", "depth=20,fashion", "depth=20,epochs=40"],
     "mobilenet_v1": ["", "alpha=0.25", "alpha=0.5", "fashion,epochs=5"],
-    "alexnet": ["", "owt"], "zfnet": [""], "xception": [""], "googlenet": [""],
+    "alexnet": ["", "owt"],
+    "zfnet": [""],
+    "xception": [""],
+    "googlenet": [""],
     "vgg": ["A", "A-LRN", "C", "D", "E,bn"],
     "resnet": ["depth=18", "depth=50", "depth=50,v1_5", "depth=152"],
-    "inception_v3": [""], "inception_resnet_v2": [""],
-    "densenet": ["depth=121", "depth=161"], "densenet_cifar": ["", "bc,L=250,k=24"],
+    "inception_v3": [""],
+    "inception_resnet_v2": [""],
+    "densenet": ["depth=121", "depth=161"],
+    "densenet_cifar": ["", "bc,L=250,k=24"],
 }
-CASES = [pytest.param(name, variant, id=f"{name}:{variant}", marks=[slow] if name in HEAVY else [])
-         for name, args in CONFIG_ARGS.items() for arg in args
-         for variant in (arg, f"{arg},cpu" if arg else "cpu")]
+CASES = [
+    pytest.param(name, variant, id=f"{name}:{variant}", marks=[slow] if name in HEAVY else [])
+    for name, args in CONFIG_ARGS.items()
+    for arg in args
+    for variant in (arg, f"{arg},cpu" if arg else "cpu")
+]
 
 
 def load(name: str):
@@ -91,13 +112,22 @@ def test_every_paper_config_passes_the_check(name, arg):
 
 
 # Each config file's argument values are its paper's; anything else is one sentence naming them.
-BAD_ARGS = [("resnet_cifar", "depth=21", "20, 32, 44, 56, 110"), ("resnet", "depth=19", "18, 34, 50, 101, 152"),
-            ("densenet", "depth=100", "121, 169, 201, 161"), ("mobilenet_v1", "alpha=3", "0.25, 0.5, 0.75, 1.0"),
-            ("mobilenet_v1", "fashion,epochs=x", "positive number"), ("lenet5", "head=svm", "rbf, softmax"),
-            ("lenet5", "cpu=0", "takes no value"), ("resnet", "depth", "needs a value"),
-            ("transfer", "from=x,mode=tune", "finetune, features"), ("transfer", "from=x,channels=2", "1, 3"),
-            ("transfer", "from=x,model=lenet", "lenet5"), ("vgg", "D=1", "takes no value"),
-            ("alexnet", "owt=yes", "takes no value"), ("resnet_cifar", "depth=20,epochs=-3", "positive")]
+BAD_ARGS = [
+    ("resnet_cifar", "depth=21", "20, 32, 44, 56, 110"),
+    ("resnet", "depth=19", "18, 34, 50, 101, 152"),
+    ("densenet", "depth=100", "121, 169, 201, 161"),
+    ("mobilenet_v1", "alpha=3", "0.25, 0.5, 0.75, 1.0"),
+    ("mobilenet_v1", "fashion,epochs=x", "positive number"),
+    ("lenet5", "head=svm", "rbf, softmax"),
+    ("lenet5", "cpu=0", "takes no value"),
+    ("resnet", "depth", "needs a value"),
+    ("transfer", "from=x,mode=tune", "finetune, features"),
+    ("transfer", "from=x,channels=2", "1, 3"),
+    ("transfer", "from=x,model=lenet", "lenet5"),
+    ("vgg", "D=1", "takes no value"),
+    ("alexnet", "owt=yes", "takes no value"),
+    ("resnet_cifar", "depth=20,epochs=-3", "positive"),
+]
 
 
 @pytest.mark.parametrize("name,arg,named", BAD_ARGS, ids=[f"{n}:{a}" for n, a, _ in BAD_ARGS])
@@ -149,39 +179,63 @@ def test_a_depth_the_paper_has_not_is_refused_before_the_dataset_is_fetched(tmp_
 
 
 def test_every_problem_is_reported_at_once(tmp_path, capsys):
-    line = one_error_line(capsys, ["train", *LENET, "--config.batch_size=-1", "--config.optimizer.lr=nan",
-                                   "--config.model=resnet5O", "--config.schedule.boundaries_epochs=(15, 10)",
-                                   "--config.data.randaugment=9", "--workdir", tmp_path])
-    for part in ("batch_size must be", "optimizer.lr must be", "Unknown model 'resnet5O'", "must ascend",
-                 "data.randaugment must be"):
+    line = one_error_line(
+        capsys,
+        [
+            "train",
+            *LENET,
+            "--config.batch_size=-1",
+            "--config.optimizer.lr=nan",
+            "--config.model=resnet5O",
+            "--config.schedule.boundaries_epochs=(15, 10)",
+            "--config.data.randaugment=9",
+            "--workdir",
+            tmp_path,
+        ],
+    )
+    for part in (
+        "batch_size must be",
+        "optimizer.lr must be",
+        "Unknown model 'resnet5O'",
+        "must ascend",
+        "data.randaugment must be",
+    ):
         assert part in line, part
 
 
 def test_cross_key_rules_name_the_fix(tmp_path, capsys):
-    cases = {("--config.data.mixup_alpha=0.2", "--config.batch_size=33"): "must be even",
-             ("--config.num_epochs=-1", "--config.num_train_steps=-1"): "Neither num_epochs nor num_train_steps",
-             ("--config.num_epochs=12",): "reach past the run's 12 epochs",
-             ("--config.schedule.name=plateau",): "--config.data.minival_size=N",
-             ("--config.data.image_size=8",): "lenet5 cannot take 8x8 inputs",
-             ("--config.transfer.freeze=backbone",): "transfer.init_from is empty",
-             (f"--config.dataset={tmp_path}",): "has no train/ subfolder"}
+    cases = {
+        ("--config.data.mixup_alpha=0.2", "--config.batch_size=33"): "must be even",
+        ("--config.num_epochs=-1", "--config.num_train_steps=-1"): "Neither num_epochs nor num_train_steps",
+        ("--config.num_epochs=12",): "reach past the run's 12 epochs",
+        ("--config.schedule.name=plateau",): "--config.data.minival_size=N",
+        ("--config.data.image_size=8",): "lenet5 cannot take 8x8 inputs",
+        ("--config.transfer.freeze=backbone",): "transfer.init_from is empty",
+        (f"--config.dataset={tmp_path}",): "has no train/ subfolder",
+    }
     for overrides, part in cases.items():
         assert part in one_error_line(capsys, ["config", *LENET, *overrides]), overrides
 
 
 def test_a_config_file_mistake_is_named_by_file_and_line(tmp_path, capsys):
     config = tmp_path / "c.py"
-    config.write_text("from cnn_jax.config import base_config\n\ndef get_config(arg=None):\n    return base_config()."
-                      "nope\n")
+    config.write_text(
+        "from cnn_jax.config import base_config\n\ndef get_config(arg=None):\n    return base_config().nope\n"
+    )
     assert f"{config} line 4: AttributeError" in one_error_line(capsys, ["config", "--config", config])
     config.write_text("def get_config(arg=None)\n    pass\n")
     assert f"{config} line 1: expected ':'; fix the file." in one_error_line(capsys, ["config", "--config", config])
 
 
 def test_argument_mistakes_of_any_command_are_one_sentence(capsys):
-    for args in (["bench", "lenet5", "--batch-size", "x"], ["bench", "lenet5", "--steps", "0"],
-                 ["summary", "alexnet_owt", "--input-size", "32"], ["reproduce", "experiments/digits.py"],
-                 ["table", "--nope"], ["eval", "--protocol", "9crop"]):
+    for args in (
+        ["bench", "lenet5", "--batch-size", "x"],
+        ["bench", "lenet5", "--steps", "0"],
+        ["summary", "alexnet_owt", "--input-size", "32"],
+        ["reproduce", "experiments/digits.py"],
+        ["table", "--nope"],
+        ["eval", "--protocol", "9crop"],
+    ):
         one_error_line(capsys, args)
 
 
@@ -198,8 +252,9 @@ def test_config_and_train_help_list_every_key_with_its_type_and_default(capsys):
     for args in (["config"], ["train", "--help"]):
         code, out, _ = run_cli(args, capsys)
         assert code == 0
-        listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and " (" in line
-                  and "default" in line]
+        listed = [
+            line.split()[0] for line in out.splitlines() if line.startswith("  ") and " (" in line and "default" in line
+        ]
         assert set(keys) <= set(listed), set(keys) - set(listed)
     assert "  batch_size (int, default 128): global batch" in out
 

@@ -7,9 +7,9 @@ import json
 import math
 
 import pytest
-
 from conftest import ROOT, run_cli
 from helpers import first_batch_losses
+
 from cnn_jax import models
 from cnn_jax.data.recipes import list_recipes
 from cnn_jax.errors import UserError
@@ -36,12 +36,35 @@ ARGS = {
 }
 # Their `cpu` variants train for epochs (experiments/digits.py runs them), not 3-5 steps.
 EPOCH_CPU = {"lenet5", "resnet_cifar", "mobilenet_v1"}
-DESIGN_KEYS = ("model", "dataset", "data_dir", "batch_size", "num_epochs", "num_train_steps", "seed", "dtype",
-               "optimizer.name", "optimizer.lr", "schedule.name", "log_every_steps", "checkpoint_every_steps")
+DESIGN_KEYS = (
+    "model",
+    "dataset",
+    "data_dir",
+    "batch_size",
+    "num_epochs",
+    "num_train_steps",
+    "seed",
+    "dtype",
+    "optimizer.name",
+    "optimizer.lr",
+    "schedule.name",
+    "log_every_steps",
+    "checkpoint_every_steps",
+)
 # What "the same recipe" keeps in the `cpu` variant.
-RECIPE_KEYS = ("optimizer.name", "optimizer.momentum", "optimizer.nesterov", "optimizer.rho", "optimizer.eps",
-               "optimizer.weight_decay", "optimizer.weight_decay_mask", "optimizer.clip_norm", "schedule.name",
-               "loss.label_smoothing", "loss.aux_weight")
+RECIPE_KEYS = (
+    "optimizer.name",
+    "optimizer.momentum",
+    "optimizer.nesterov",
+    "optimizer.rho",
+    "optimizer.eps",
+    "optimizer.weight_decay",
+    "optimizer.weight_decay_mask",
+    "optimizer.clip_norm",
+    "schedule.name",
+    "loss.label_smoothing",
+    "loss.aux_weight",
+)
 
 
 def load(name: str):
@@ -124,9 +147,21 @@ def test_published_numbers_match_the_reference(name):
     assert checked > 0 or not has_numbers
 
 
-@pytest.mark.parametrize("name,arg", [("vgg", "C,bn"), ("vgg", "A-LRN,bn"), ("vgg", "A,B"), ("vgg", "F"),
-                                      ("resnet", "depth=19"), ("resnet", "v1,v1_5"), ("resnet", "depth=x"),
-                                      ("densenet", "depth=100"), ("alexnet", "owt,bn"), ("xception", "depth=5")])
+@pytest.mark.parametrize(
+    "name,arg",
+    [
+        ("vgg", "C,bn"),
+        ("vgg", "A-LRN,bn"),
+        ("vgg", "A,B"),
+        ("vgg", "F"),
+        ("resnet", "depth=19"),
+        ("resnet", "v1,v1_5"),
+        ("resnet", "depth=x"),
+        ("densenet", "depth=100"),
+        ("alexnet", "owt,bn"),
+        ("xception", "depth=5"),
+    ],
+)
 def test_bad_argument_is_a_user_error(name, arg):
     with pytest.raises(UserError, match=r"\.$"):
         load(name).get_config(arg)
@@ -157,23 +192,23 @@ STEPS = ["--config.num_train_steps=4", "--config.log_every_steps=1"]  # for the 
 NOT_LEARNING = 3.0
 slow = pytest.mark.slow
 TRAIN = [
-    pytest.param("lenet5.py:cpu", STEPS, 0.995, id="lenet5"),                        # 0.982, gemm 0.982
-    pytest.param("resnet_cifar.py:depth=20,cpu", STEPS, 0.93, id="resnet20"),        # 0.834, gemm 0.834
-    pytest.param("mobilenet_v1.py:alpha=0.25,cpu", STEPS, 1.0, id="mobilenet_v1"),   # 0.964, gemm 0.993
-    pytest.param("googlenet.py:cpu", [], 0.93, id="googlenet"),                      # 0.835, gemm 0.835
-    pytest.param("resnet.py:depth=18,cpu", [], 0.8, id="resnet18"),                  # 0.595, gemm 0.490
+    pytest.param("lenet5.py:cpu", STEPS, 0.995, id="lenet5"),  # 0.982, gemm 0.982
+    pytest.param("resnet_cifar.py:depth=20,cpu", STEPS, 0.93, id="resnet20"),  # 0.834, gemm 0.834
+    pytest.param("mobilenet_v1.py:alpha=0.25,cpu", STEPS, 1.0, id="mobilenet_v1"),  # 0.964, gemm 0.993
+    pytest.param("googlenet.py:cpu", [], 0.93, id="googlenet"),  # 0.835, gemm 0.835
+    pytest.param("resnet.py:depth=18,cpu", [], 0.8, id="resnet18"),  # 0.595, gemm 0.490
     # Slow (121 layers); the default suite still traces DenseNet-121 and checks its logits against Keras.
     pytest.param("densenet.py:depth=121,cpu", [], 0.95, id="densenet121", marks=slow),  # 0.880
-    pytest.param("alexnet.py:owt,cpu", [], 1.0, id="alexnet_owt"),                   # 0.99989, gemm 0.99989
-    pytest.param("alexnet.py:cpu", [], 0.5, id="alexnet", marks=slow),               # 0.152
-    pytest.param("zfnet.py:cpu", [], 1.0, id="zfnet", marks=slow),                   # 0.99973
-    pytest.param("vgg.py:D,cpu", [], 1.0, id="vgg16", marks=slow),                   # 0.99973
-    pytest.param("vgg.py:A-LRN,cpu", [], 1.0, id="vgg11_lrn", marks=slow),           # 0.99966
-    pytest.param("vgg.py:C,cpu", [], 1.0, id="vgg16_c", marks=slow),                 # 0.99953
-    pytest.param("vgg.py:E,bn,cpu", [], NOT_LEARNING, id="vgg19_bn", marks=slow),    # 1.686
-    pytest.param("inception_v3.py:cpu", [], 1.0, id="inception_v3", marks=slow),     # 0.981
+    pytest.param("alexnet.py:owt,cpu", [], 1.0, id="alexnet_owt"),  # 0.99989, gemm 0.99989
+    pytest.param("alexnet.py:cpu", [], 0.5, id="alexnet", marks=slow),  # 0.152
+    pytest.param("zfnet.py:cpu", [], 1.0, id="zfnet", marks=slow),  # 0.99973
+    pytest.param("vgg.py:D,cpu", [], 1.0, id="vgg16", marks=slow),  # 0.99973
+    pytest.param("vgg.py:A-LRN,cpu", [], 1.0, id="vgg11_lrn", marks=slow),  # 0.99966
+    pytest.param("vgg.py:C,cpu", [], 1.0, id="vgg16_c", marks=slow),  # 0.99953
+    pytest.param("vgg.py:E,bn,cpu", [], NOT_LEARNING, id="vgg19_bn", marks=slow),  # 1.686
+    pytest.param("inception_v3.py:cpu", [], 1.0, id="inception_v3", marks=slow),  # 0.981
     pytest.param("inception_resnet_v2.py:cpu", [], 1.0, id="inception_resnet_v2", marks=slow),  # 0.951
-    pytest.param("xception.py:cpu", [], 0.9, id="xception", marks=slow),             # 0.771
+    pytest.param("xception.py:cpu", [], 0.9, id="xception", marks=slow),  # 0.771
     pytest.param("resnet.py:depth=50,cpu", [], NOT_LEARNING, id="resnet50", marks=slow),  # 1.285
     pytest.param("resnet.py:depth=50,v1_5,cpu", [], NOT_LEARNING, id="resnet50_v1_5", marks=slow),  # 1.943
     pytest.param("densenet.py:depth=161,cpu", [], NOT_LEARNING, id="densenet161", marks=slow),  # 1.301
@@ -187,8 +222,9 @@ def test_cpu_variant_trains(spec, overrides, bound, tmp_path, data_dir, capsys):
     # alexnet_owt (57M parameters) takes. The batch sizes are multiples of 8 (checked above), and test_train_loop
     # covers 8 devices.
     workdir = tmp_path / "run"
-    code, out, err = run_cli(["train", "--config", f"{CONFIGS}/{spec}", "--workdir", workdir, "--num-devices", "1",
-                              *overrides], capsys)
+    code, out, err = run_cli(
+        ["train", "--config", f"{CONFIGS}/{spec}", "--workdir", workdir, "--num-devices", "1", *overrides], capsys
+    )
     assert code == 0, err[-2000:]
     lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     losses = [m["train/loss"] for m in lines if "train/loss" in m]

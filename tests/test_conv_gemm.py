@@ -9,14 +9,15 @@ from jax import lax
 from cnn_jax import models
 from cnn_jax.errors import UserError
 from cnn_jax.layers import conv
+
 NHWC = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # what nn.Conv passes
 
 
 def _loss(conv, strides, padding, groups=1, rhs_dilation=None):
     def f(x, w):
-        y = conv(x, w, strides, padding, rhs_dilation=rhs_dilation, dimension_numbers=NHWC,
-                 feature_group_count=groups)
+        y = conv(x, w, strides, padding, rhs_dilation=rhs_dilation, dimension_numbers=NHWC, feature_group_count=groups)
         return jnp.sum(jnp.sin(y.astype(jnp.float32)))  # sin: a gradient that differs per pixel
+
     return f
 
 
@@ -27,13 +28,21 @@ def _value_and_grads(conv_fn, x, w, *args, backend="xla", **kwargs):
 
 # (kernel, stride, padding, input size): ResNet's 1x1s (stride 1 and 2), 3x3s, the 7x7/2 stem,
 # Inception's asymmetric 1x7, and TF "SAME" padding that pads one side only.
-CASES = [((1, 1), 1, ((0, 0), (0, 0)), 9), ((1, 1), 2, ((0, 0), (0, 0)), 9), ((3, 3), 1, ((1, 1), (1, 1)), 9),
-         ((3, 3), 2, ((1, 1), (1, 1)), 10), ((7, 7), 2, ((3, 3), (3, 3)), 16), ((1, 7), 1, ((0, 0), (3, 3)), 9),
-         ((3, 3), 2, ((0, 1), (0, 1)), 10), ((5, 5), 1, ((0, 0), (0, 0)), 9)]
+CASES = [
+    ((1, 1), 1, ((0, 0), (0, 0)), 9),
+    ((1, 1), 2, ((0, 0), (0, 0)), 9),
+    ((3, 3), 1, ((1, 1), (1, 1)), 9),
+    ((3, 3), 2, ((1, 1), (1, 1)), 10),
+    ((7, 7), 2, ((3, 3), (3, 3)), 16),
+    ((1, 7), 1, ((0, 0), (3, 3)), 9),
+    ((3, 3), 2, ((0, 1), (0, 1)), 10),
+    ((5, 5), 1, ((0, 0), (0, 0)), 9),
+]
 
 
 def _skip_without_onednn(backend):
     from cnn_jax.cpu import onednn as conv_onednn
+
     if backend == "onednn" and conv_onednn.unavailable():
         pytest.skip(f"oneDNN cannot run here: {conv_onednn.unavailable()}")
 
@@ -68,8 +77,10 @@ def test_bfloat16_gradients_stay_close_to_xla(backend, kernel, stride):
 
 def test_grouped_and_dilated_convolutions_fall_back_to_xla():
     x = jax.random.normal(jax.random.key(0), (2, 8, 8, 4))
-    for w, kwargs in ((jax.random.normal(jax.random.key(1), (3, 3, 1, 4)), {"groups": 4}),
-                      (jax.random.normal(jax.random.key(1), (3, 3, 4, 4)), {"rhs_dilation": (2, 2)})):
+    for w, kwargs in (
+        (jax.random.normal(jax.random.key(1), (3, 3, 1, 4)), {"groups": 4}),
+        (jax.random.normal(jax.random.key(1), (3, 3, 4, 4)), {"rhs_dilation": (2, 2)}),
+    ):
         args = ((1, 1), ((2, 2), (2, 2)))
         want = _value_and_grads(lax.conv_general_dilated, x, w, *args, **kwargs)
         got = _value_and_grads(conv.conv_general_dilated, x, w, *args, backend="gemm", **kwargs)
@@ -80,8 +91,11 @@ def test_gemm_backend_emits_no_convolution_for_1x1():
     x = jnp.ones((2, 8, 8, 4))
     w = jnp.ones((1, 1, 4, 3))
     with conv.conv_backend("gemm"):
-        text = jax.jit(lambda x, w: conv.conv_general_dilated(
-            x, w, (1, 1), ((0, 0), (0, 0)), dimension_numbers=NHWC)).lower(x, w).as_text()
+        text = (
+            jax.jit(lambda x, w: conv.conv_general_dilated(x, w, (1, 1), ((0, 0), (0, 0)), dimension_numbers=NHWC))
+            .lower(x, w)
+            .as_text()
+        )
     assert "convolution" not in text and "dot_general" in text
 
 
@@ -95,6 +109,7 @@ def test_whole_model_logits_and_gradients_match():
         return jnp.sum(model.apply({**variables, "params": params}, x, train=False) ** 2)
 
     from cnn_jax.cpu import onednn as conv_onednn
+
     results, convolutions = {}, {}
     for backend in [b for b in conv.BACKENDS if b != "onednn" or not conv_onednn.unavailable()]:
         with conv.conv_backend(backend):
@@ -128,9 +143,20 @@ def test_training_with_gemm_convolutions_follows_the_xla_trajectory(tmp_path, da
     # lr, BN over the digits' near-constant borders magnifies rounding into 2% by step 4.
     from conftest import run_cli
     from helpers import train_losses
-    common = ["train", "--config", f"{root}/configs/mobilenet_v1.py:alpha=0.25,cpu", "--config.batch_size=16",
-              "--config.optimizer.lr=0.001", "--config.num_train_steps=4", "--config.log_every_steps=1", "--config.checkpoint_every_steps=4",
-              "--config.eval_every_steps=4", "--num-devices", "1"]
+
+    common = [
+        "train",
+        "--config",
+        f"{root}/configs/mobilenet_v1.py:alpha=0.25,cpu",
+        "--config.batch_size=16",
+        "--config.optimizer.lr=0.001",
+        "--config.num_train_steps=4",
+        "--config.log_every_steps=1",
+        "--config.checkpoint_every_steps=4",
+        "--config.eval_every_steps=4",
+        "--num-devices",
+        "1",
+    ]
     for impl in conv.BACKENDS:
         assert run_cli(common + [f"--config.conv_impl={impl}", "--workdir", tmp_path / impl], capsys)[0] == 0
     xla = train_losses(tmp_path / "xla")
@@ -144,25 +170,46 @@ def test_training_with_gemm_convolutions_follows_the_xla_trajectory(tmp_path, da
 
 def test_bad_conv_impl_in_the_config_is_one_sentence(tmp_path, data_dir, capsys):
     from helpers import assert_unknown_impl_refused
+
     assert_unknown_impl_refused(conv.SWITCH, tmp_path, capsys)
 
 
 # What every `auto` becomes on each platform (oneDNN buildable): bfloat16 and XLA's own forms
 # on GPU/TPU; on CPU float32, oneDNN convolutions and the CPU forms of BN, pooling and dense.
-AUTO = {"cpu": {"dtype": "float32", "conv_impl": "onednn", "bn_impl": "sums", "pool_impl": "offsets",
-                "dense_impl": "explicit"},
-        "gpu": {"dtype": "bfloat16", "conv_impl": "xla", "bn_impl": "flax", "pool_impl": "xla", "dense_impl": "xla"},
-        "tpu": {"dtype": "bfloat16", "conv_impl": "xla", "bn_impl": "flax", "pool_impl": "xla", "dense_impl": "xla"}}
+AUTO = {
+    "cpu": {
+        "dtype": "float32",
+        "conv_impl": "onednn",
+        "bn_impl": "sums",
+        "pool_impl": "offsets",
+        "dense_impl": "explicit",
+    },
+    "gpu": {"dtype": "bfloat16", "conv_impl": "xla", "bn_impl": "flax", "pool_impl": "xla", "dense_impl": "xla"},
+    "tpu": {"dtype": "bfloat16", "conv_impl": "xla", "bn_impl": "flax", "pool_impl": "xla", "dense_impl": "xla"},
+}
 # A choice other than the platform's `auto` for every key: named choices stand.
-NAMED = {"cpu": {"dtype": "bfloat16", "conv_impl": "xla", "bn_impl": "flax", "pool_impl": "xla", "dense_impl": "xla"},
-         "gpu": {"dtype": "float32", "conv_impl": "gemm", "bn_impl": "sums", "pool_impl": "offsets",
-                 "dense_impl": "explicit"},
-         "tpu": {"dtype": "float32", "conv_impl": "gemm", "bn_impl": "sums", "pool_impl": "offsets",
-                 "dense_impl": "explicit"}}
+NAMED = {
+    "cpu": {"dtype": "bfloat16", "conv_impl": "xla", "bn_impl": "flax", "pool_impl": "xla", "dense_impl": "xla"},
+    "gpu": {
+        "dtype": "float32",
+        "conv_impl": "gemm",
+        "bn_impl": "sums",
+        "pool_impl": "offsets",
+        "dense_impl": "explicit",
+    },
+    "tpu": {
+        "dtype": "float32",
+        "conv_impl": "gemm",
+        "bn_impl": "sums",
+        "pool_impl": "offsets",
+        "dense_impl": "explicit",
+    },
+}
 
 
 def _resolved(platform: str, **named) -> dict:
     from cnn_jax.config import base_config, resolve_for_platform
+
     c = base_config()
     c.update(named)
     c = resolve_for_platform(c, platform)
@@ -172,6 +219,7 @@ def _resolved(platform: str, **named) -> dict:
 @pytest.mark.parametrize("platform", sorted(AUTO))
 def test_auto_choices_resolve_per_platform(platform, monkeypatch):
     from cnn_jax.cpu import onednn as conv_onednn
+
     monkeypatch.setattr(conv_onednn, "unavailable", lambda: None)  # as on a machine where oneDNN builds
     assert _resolved(platform) == AUTO[platform]
     assert _resolved(platform, **NAMED[platform]) == NAMED[platform]
@@ -180,6 +228,7 @@ def test_auto_choices_resolve_per_platform(platform, monkeypatch):
 def test_auto_convolutions_without_onednn_and_onednn_off_the_cpu(monkeypatch):
     from cnn_jax.cpu import onednn as conv_onednn
     from cnn_jax.errors import UserError
+
     monkeypatch.setattr(conv_onednn, "unavailable", lambda: "no C++ compiler")
     assert _resolved("cpu") == {**AUTO["cpu"], "conv_impl": "gemm"}
     with pytest.raises(UserError, match="no C\\+\\+ compiler"):
@@ -191,9 +240,25 @@ def test_auto_convolutions_without_onednn_and_onednn_off_the_cpu(monkeypatch):
 
 def test_workdir_records_the_resolved_choices(tmp_path, data_dir, capsys):
     import json
+
     from conftest import run_cli
-    assert run_cli(["train", "--config", "configs/lenet5.py", "--config.num_train_steps=2",
-                    "--workdir", tmp_path / "w", "--num-devices", "1"], capsys)[0] == 0
+
+    assert (
+        run_cli(
+            [
+                "train",
+                "--config",
+                "configs/lenet5.py",
+                "--config.num_train_steps=2",
+                "--workdir",
+                tmp_path / "w",
+                "--num-devices",
+                "1",
+            ],
+            capsys,
+        )[0]
+        == 0
+    )
     written = json.loads((tmp_path / "w" / "config.json").read_text())
     assert (written["dtype"], written["conv_impl"]) == ("float32", conv.resolve("auto", "cpu"))
 
@@ -202,7 +267,8 @@ def test_every_model_builds_its_convolutions_through_the_switchable_conv():
     # layers.Conv is nn.Conv with the dispatching conv_general_dilated; a model calling
     # nn.Conv directly would silently ignore conv_impl.
     import pathlib
+
     import cnn_jax.models as package
-    direct = [p.name for p in pathlib.Path(package.__file__).parent.glob("*.py")
-              if "nn.Conv(" in p.read_text()]
+
+    direct = [p.name for p in pathlib.Path(package.__file__).parent.glob("*.py") if "nn.Conv(" in p.read_text()]
     assert direct == []

@@ -13,21 +13,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import lax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from cnn_jax import models
+from cnn_jax.cpu import onednn as conv_onednn
 from cnn_jax.errors import UserError
 from cnn_jax.layers import conv
-from cnn_jax.cpu import onednn as conv_onednn
-needs_onednn = pytest.mark.skipif(conv_onednn.unavailable() is not None,
-                                  reason=f"oneDNN cannot run here: {conv_onednn.unavailable()}")
+
+needs_onednn = pytest.mark.skipif(
+    conv_onednn.unavailable() is not None, reason=f"oneDNN cannot run here: {conv_onednn.unavailable()}"
+)
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def _conv(x, w, strides=(1, 1), padding="SAME", groups=1):
     dn = lax.conv_dimension_numbers(x.shape, w.shape, NHWC)
-    return conv.conv_general_dilated(x, w, strides, padding, dimension_numbers=dn,
-                                          feature_group_count=groups)
+    return conv.conv_general_dilated(x, w, strides, padding, dimension_numbers=dn, feature_group_count=groups)
 
 
 @needs_onednn
@@ -61,9 +63,16 @@ def test_grouped_and_depthwise_convolutions_equal_xla(channels, groups, out, str
 
     def loss(conv):
         def f(x, w):
-            y = conv(x, w, (stride, stride), "SAME", dimension_numbers=lax.conv_dimension_numbers(x.shape, w.shape, NHWC),
-                     feature_group_count=groups)
+            y = conv(
+                x,
+                w,
+                (stride, stride),
+                "SAME",
+                dimension_numbers=lax.conv_dimension_numbers(x.shape, w.shape, NHWC),
+                feature_group_count=groups,
+            )
             return jnp.sum(jnp.sin(y))
+
         return jax.jit(jax.value_and_grad(f, (0, 1)))
 
     want = loss(lax.conv_general_dilated)(x, w)
@@ -95,17 +104,34 @@ def test_depthwise_convolutions_run_in_onednns_depthwise_kernels(capfd, dtype):
             jax.block_until_ready(step(x, w))
         finally:
             dnnl.dnnl_set_verbose(0)
-    runs = [line.split(",exec,cpu,convolution,")[1].split(",")
-            for line in capfd.readouterr().out.splitlines() if ",exec,cpu,convolution," in line]
+    runs = [
+        line.split(",exec,cpu,convolution,")[1].split(",")
+        for line in capfd.readouterr().out.splitlines()
+        if ",exec,cpu,convolution," in line
+    ]
     kernels = {fields[1]: fields[0] for fields in runs}  # propagation kind -> implementation
     assert sorted(kernels) == ["backward_data", "backward_weights", "forward_training"], runs
     assert all("dw:" in kernel for kernel in kernels.values()), kernels
 
 
 @needs_onednn
-@pytest.mark.parametrize("name", ["lenet5", "alexnet", "zfnet", "vgg11", "googlenet", "inception_v3",
-                                  "inception_resnet_v2", "xception", "resnet18", "densenet121",
-                                  "mobilenet_v1", "resnet20"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "lenet5",
+        "alexnet",
+        "zfnet",
+        "vgg11",
+        "googlenet",
+        "inception_v3",
+        "inception_resnet_v2",
+        "xception",
+        "resnet18",
+        "densenet121",
+        "mobilenet_v1",
+        "resnet20",
+    ],
+)
 def test_every_convolution_of_a_training_step_goes_to_onednn(name):
     # One model per family, traced at its input size without compiling: a layer that calls
     # lax's convolution itself instead of going through layers.Conv would stay XLA's.
@@ -185,7 +211,8 @@ def test_resnet20_training_gradients_match_xla():
         with conv.conv_backend(backend):
             step = jax.jit(jax.value_and_grad(loss))
             assert step.lower(variables["params"]).as_text().count("cnn_jax_onednn_forward") == (
-                19 if backend == "onednn" else 0)
+                19 if backend == "onednn" else 0
+            )
             results[backend] = step(variables["params"])
     np.testing.assert_allclose(results["onednn"][0], results["xla"][0], rtol=1e-5)
     for got, want in zip(jax.tree.leaves(results["onednn"][1]), jax.tree.leaves(results["xla"][1])):
@@ -203,8 +230,9 @@ def test_the_shim_is_built_once_into_the_cache(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == [built.name]  # no partial files left behind
 
 
-@pytest.mark.parametrize("compiler,reason", [("/nonexistent/g++", "no C++ compiler"),
-                                             ("false", "compiling onednn_conv.cc failed")])
+@pytest.mark.parametrize(
+    "compiler,reason", [("/nonexistent/g++", "no C++ compiler"), ("false", "compiling onednn_conv.cc failed")]
+)
 def test_a_shim_that_cannot_be_built_says_why(tmp_path, monkeypatch, compiler, reason):
     if conv_onednn.unavailable() is not None:
         pytest.skip(f"oneDNN cannot run here: {conv_onednn.unavailable()}")
@@ -221,8 +249,10 @@ def test_missing_onednn_falls_back_to_gemm_and_refuses_an_explicit_choice(monkey
     assert conv.resolve("auto", "cpu") == "gemm"
     with pytest.raises(UserError) as e:
         conv.resolve("onednn", "cpu")
-    assert str(e.value) == ("conv_impl 'onednn' cannot run here: the package onednn-cpu-gomp is not installed; "
-                            "pip install onednn-cpu-gomp, or use conv_impl=gemm.")
+    assert str(e.value) == (
+        "conv_impl 'onednn' cannot run here: the package onednn-cpu-gomp is not installed; "
+        "pip install onednn-cpu-gomp, or use conv_impl=gemm."
+    )
 
 
 def test_onednn_is_refused_off_the_cpu():
@@ -233,8 +263,19 @@ def test_onednn_is_refused_off_the_cpu():
 
 def test_cli_refuses_onednn_when_it_cannot_run(tmp_path, data_dir, capsys, monkeypatch):
     from conftest import run_cli
+
     monkeypatch.setattr(conv_onednn, "_load", lambda: conv_onednn.Unavailable("no C++ compiler was found"))
-    code, _, err = run_cli(["train", "--config", "configs/lenet5.py", "--config.conv_impl=onednn",
-                            "--config.num_train_steps=1", "--workdir", tmp_path / "w"], capsys)
+    code, _, err = run_cli(
+        [
+            "train",
+            "--config",
+            "configs/lenet5.py",
+            "--config.conv_impl=onednn",
+            "--config.num_train_steps=1",
+            "--workdir",
+            tmp_path / "w",
+        ],
+        capsys,
+    )
     assert code == 2 and "conv_impl 'onednn' cannot run here: no C++ compiler was found" in err
     assert not (tmp_path / "w" / "config.json").exists()

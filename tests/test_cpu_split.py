@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from cnn_jax.errors import UserError
 from cnn_jax.cpu import devices
+from cnn_jax.errors import UserError
 from cnn_jax.train import parallel
 
 
@@ -39,9 +39,27 @@ def test_explicit_xla_device_count_wins():
 def _bench_devices(batch_size: int, env_extra: dict) -> int:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env.update(env_extra, CNN_JAX_COMPILATION_CACHE="0")
-    out = subprocess.run([sys.executable, "-m", "cnn_jax", "bench", "lenet5", "--batch-size", str(batch_size),
-                          "--num-classes", "10", "--steps", "1", "--warmup", "1"],
-                         env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cnn_jax",
+            "bench",
+            "lenet5",
+            "--batch-size",
+            str(batch_size),
+            "--num-classes",
+            "10",
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])["devices"]
 
 
@@ -49,5 +67,4 @@ def test_cli_splits_the_cpu_and_fits_the_batch():
     assert _bench_devices(6, {"CNN_JAX_CPU_DEVICES": "3"}) == 3
     assert _bench_devices(4, {"CNN_JAX_CPU_DEVICES": "3"}) == 2  # 4 is not divisible by 3
     assert _bench_devices(6, {"CNN_JAX_CPU_DEVICES": "1"}) == 1
-    assert _bench_devices(6, {"XLA_FLAGS": "--xla_force_host_platform_device_count=6",
-                              "CNN_JAX_CPU_DEVICES": "3"}) == 6
+    assert _bench_devices(6, {"XLA_FLAGS": "--xla_force_host_platform_device_count=6", "CNN_JAX_CPU_DEVICES": "3"}) == 6

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from helpers import digits_config
 
 from cnn_jax.data.datasets import open_source
 from cnn_jax.data.pipeline import Pipeline, Sharding
 from cnn_jax.errors import UserError
-from helpers import digits_config
 
 
 def test_digits_split_is_fixed_and_documented(data_dir):
@@ -16,6 +16,7 @@ def test_digits_split_is_fixed_and_documented(data_dir):
     labels = np.concatenate([b["label"] for b in Pipeline(src, digits_config(100)).eval_batches(100)])
     # every sixth scikit-learn image: the test labels are those of indices 0, 6, 12, ...
     from sklearn.datasets import load_digits
+
     assert sorted(labels.tolist()) == sorted(load_digits().target[::6].tolist())
 
 
@@ -63,6 +64,7 @@ def test_batch_larger_than_dataset_is_refused(data_dir):
 
 def test_image_folder_and_missing_data(tmp_path):
     from PIL import Image
+
     for split, n in (("train", 3), ("val", 2)):
         for cls in ("cat", "dog"):
             d = tmp_path / "folder" / split / cls
@@ -83,6 +85,7 @@ def test_image_folder_and_missing_data(tmp_path):
 
 def _folder_with_a_corrupt_image(tmp_path):
     from PIL import Image
+
     for split in ("train", "val"):
         for cls in ("a", "b"):
             d = tmp_path / "imgs" / split / cls
@@ -108,9 +111,28 @@ def test_corrupt_image_is_named_or_skipped(tmp_path):
 
 def test_bench_data_measures_each_recipe(tmp_path, capsys):
     from conftest import run_cli
-    code, out, _ = run_cli(["bench-data", "--recipe", "resnet", "inception", "--images", "40", "--folder",
-                            tmp_path / "jpegs", "--batch-size", "8", "--batches", "2", "--size", "64"], capsys)
+
+    code, out, _ = run_cli(
+        [
+            "bench-data",
+            "--recipe",
+            "resnet",
+            "inception",
+            "--images",
+            "40",
+            "--folder",
+            tmp_path / "jpegs",
+            "--batch-size",
+            "8",
+            "--batches",
+            "2",
+            "--size",
+            "64",
+        ],
+        capsys,
+    )
     import json
+
     r = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and set(r["img_per_s"]) == {"resnet", "inception"} and min(r["img_per_s"].values()) > 0
     assert len(list((tmp_path / "jpegs" / "train").glob("*/*.jpg"))) == 40

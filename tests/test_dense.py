@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from cnn_jax.cpu import gemm
-
 from cnn_jax.layers import dense
+
+
 def _dense_and_loss(dtype):
     layer = dense.Dense(16, dtype=dtype)
     x = jax.random.normal(jax.random.key(0), (6, 5, 24)).astype(dtype)  # 3-D: flattened inside
@@ -43,7 +44,7 @@ def test_bfloat16_layers_give_xlas_outputs_and_gradients():
     for got, want in zip(jax.tree.leaves((dv_e, dx_e)), jax.tree.leaves((dv_x, dx_x))):
         got, want = np.asarray(got, np.float32), np.asarray(want, np.float32)
         assert got.dtype == want.dtype
-        np.testing.assert_allclose(got, want, rtol=2 ** -7, atol=1e-2 * np.abs(want).max())
+        np.testing.assert_allclose(got, want, rtol=2**-7, atol=1e-2 * np.abs(want).max())
     assert dv_e["params"]["kernel"].dtype == jnp.float32  # the parameters' own dtype
 
 
@@ -59,19 +60,23 @@ def test_the_kernel_gradient_is_computed_in_the_kernels_layout():
 
 def test_float32_layers_are_left_to_lax():
     step, variables, x = _dense_and_loss(jnp.float32)
-    assert _under("explicit", lambda: step.lower(variables, x).as_text()) == \
-        _under("xla", lambda: step.lower(variables, x).as_text())
+    assert _under("explicit", lambda: step.lower(variables, x).as_text()) == _under(
+        "xla", lambda: step.lower(variables, x).as_text()
+    )
 
 
 @pytest.mark.parametrize("platform,impl", [("cpu", "explicit"), ("gpu", "xla"), ("tpu", "xla")])
 def test_auto_is_explicit_on_cpu_only(platform, impl):
     from cnn_jax.config import base_config, resolve_for_platform
+
     assert resolve_for_platform(base_config(), platform).dense_impl == impl
 
 
 def test_an_unknown_choice_is_refused_in_one_sentence(tmp_path, data_dir, capsys):
-    from cnn_jax.errors import UserError
     from helpers import assert_unknown_impl_refused
+
+    from cnn_jax.errors import UserError
+
     with pytest.raises(UserError, match=r"^Unknown dense_impl 'fast'; use one of xla, explicit\.$"):
         dense.SWITCH.check("fast")
     assert_unknown_impl_refused(dense.SWITCH, tmp_path, capsys)  # and from the command line
@@ -85,8 +90,8 @@ def test_other_dot_products_pass_through():
             text = jax.jit(lambda a, b: dense.dot_general(a, b, dims)).lower(a, b).as_text()
         return re.findall(r"stablehlo.dot_general.*-> tensor<[\dx]+x(\w+)>", text)
 
-    batched = product_types(jnp.ones((2, 3, 4), jnp.bfloat16), jnp.ones((2, 4, 5), jnp.bfloat16),
-                            (((2,), (1,)), ((0,), (0,))))
-    plain = product_types(jnp.ones((3, 4), jnp.bfloat16), jnp.ones((4, 5), jnp.bfloat16),
-                          (((1,), (0,)), ((), ())))
+    batched = product_types(
+        jnp.ones((2, 3, 4), jnp.bfloat16), jnp.ones((2, 4, 5), jnp.bfloat16), (((2,), (1,)), ((0,), (0,)))
+    )
+    plain = product_types(jnp.ones((3, 4), jnp.bfloat16), jnp.ones((4, 5), jnp.bfloat16), (((1,), (0,)), ((), ())))
     assert (batched, plain) == (["bf16"], ["f32"])

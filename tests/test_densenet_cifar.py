@@ -18,11 +18,22 @@ from cnn_jax.models.registry import reference_numbers
 from cnn_jax.report.summary import summarize
 
 # The totals of the authors' densenet.lua built for CIFAR-10 (10 classes, RGB 32x32).
-PARAMS = {"densenet40_k12": 1_019_722, "densenet100_k12": 6_979_642, "densenet_bc100_k12": 769_162,
-          "densenet_bc250_k24": 15_324_406, "densenet_bc190_k40": 25_624_430}
-ARGS = {"L=40,k=12": "densenet40_k12", "L=100,k=12": "densenet100_k12", "bc,L=100,k=12": "densenet_bc100_k12",
-        "bc,L=250,k=24": "densenet_bc250_k24", "bc,L=190,k=40": "densenet_bc190_k40",
-        "": "densenet40_k12", "bc": "densenet_bc100_k12"}
+PARAMS = {
+    "densenet40_k12": 1_019_722,
+    "densenet100_k12": 6_979_642,
+    "densenet_bc100_k12": 769_162,
+    "densenet_bc250_k24": 15_324_406,
+    "densenet_bc190_k40": 25_624_430,
+}
+ARGS = {
+    "L=40,k=12": "densenet40_k12",
+    "L=100,k=12": "densenet100_k12",
+    "bc,L=100,k=12": "densenet_bc100_k12",
+    "bc,L=250,k=24": "densenet_bc250_k24",
+    "bc,L=190,k=40": "densenet_bc190_k40",
+    "": "densenet40_k12",
+    "bc": "densenet_bc100_k12",
+}
 
 
 @pytest.mark.parametrize("name", sorted(PARAMS))
@@ -39,8 +50,16 @@ def test_densenet40_macs_by_hand():
     # transitions c->c at 32x32 and 16x16 (before their pooling); fc 448->10.
     def block(c0, side):
         return side * side * 9 * 12 * sum(c0 + 12 * i for i in range(12))
-    macs = (32 * 32 * 27 * 16 + block(16, 32) + 32 * 32 * 160 * 160 + block(160, 16) + 16 * 16 * 304 * 304
-            + block(304, 8) + 448 * 10)
+
+    macs = (
+        32 * 32 * 27 * 16
+        + block(16, 32)
+        + 32 * 32 * 160 * 160
+        + block(160, 16)
+        + 16 * 16 * 304 * 304
+        + block(304, 8)
+        + 448 * 10
+    )
     assert macs == 264_812_928 == reference_numbers()["densenet40_k12"]["macs"]
 
 
@@ -71,8 +90,9 @@ def test_tiny_densenet_forward_and_dropout():
 
     @jax.jit
     def outputs(variables):
-        train = lambda m: m.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)},
-                                  mutable=["batch_stats"])[0]
+        train = lambda m: m.apply(
+            variables, x, train=True, rngs={"dropout": jax.random.key(2)}, mutable=["batch_stats"]
+        )[0]
         return train(model), train(model.clone(drop_rate=0.0))
 
     dropped, kept = map(np.asarray, outputs(variables))
@@ -88,12 +108,13 @@ def test_conv_init_is_he_normal_over_fan_out():
 
 
 def test_init_follows_the_reference():
-    variables = jax.eval_shape(lambda: models.create_model("densenet_bc100_k12").init(
-        jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
+    variables = jax.eval_shape(
+        lambda: models.create_model("densenet_bc100_k12").init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    )
     params = variables["params"]
     assert "bias" not in params["stem"] and "bias" not in params["block1_layer1"]["unit1"]["conv"]
     assert params["block1_layer1"]["unit1"]["conv"]["kernel"].shape == (1, 1, 24, 48)  # stem 2k, bottleneck 4k
-    assert params["transition1"]["conv"]["kernel"].shape == (1, 1, 216, 108)           # 24 + 16*12, halved
+    assert params["transition1"]["conv"]["kernel"].shape == (1, 1, 216, 108)  # 24 + 16*12, halved
     assert params["fc"]["kernel"].shape == (342, 10) and params["fc"]["bias"].shape == (10,)
 
 
@@ -107,7 +128,12 @@ def test_config_arguments_choose_the_table_2_networks(arg, name):
         get(full, key)
     models.create_model(full.model, num_classes=10, **dict(full.model_kwargs))
     assert (full.dataset, full.eval_split, full.data.recipe, full.batch_size, full.num_epochs) == (
-        "cifar10", "test", "cifar", 64, 300.0)
+        "cifar10",
+        "test",
+        "cifar",
+        64,
+        300.0,
+    )
     o = full.optimizer
     assert (o.name, o.lr, o.momentum, o.nesterov, o.weight_decay) == ("sgd", 0.1, 0.9, True, 1e-4)
     assert full.schedule.name == "step" and full.schedule.boundaries_epochs == (150.0, 225.0)
@@ -125,9 +151,19 @@ def test_config_quotes_the_papers_numbers():
             assert f"C10 {ref['paper_c10_error']:.2f}%" in module.__doc__
 
 
-@pytest.mark.parametrize("arg,allowed", [("L=41", "3n\\+4"), ("bc,L=40,k=12", "Table 2"), ("bc,L=102", "6n\\+4"),
-                                         ("L=40,k=13", "Table 2"), ("L=x", "whole number"), ("L", "whole number"),
-                                         ("depth=40", "it takes L, bc, cpu, k"), ("bn", "did you mean")])
+@pytest.mark.parametrize(
+    "arg,allowed",
+    [
+        ("L=41", "3n\\+4"),
+        ("bc,L=40,k=12", "Table 2"),
+        ("bc,L=102", "6n\\+4"),
+        ("L=40,k=13", "Table 2"),
+        ("L=x", "whole number"),
+        ("L", "whole number"),
+        ("depth=40", "it takes L, bc, cpu, k"),
+        ("bn", "did you mean"),
+    ],
+)
 def test_bad_argument_is_one_sentence(arg, allowed):
     with pytest.raises(UserError, match=allowed) as e:
         load("densenet_cifar").get_config(arg)
@@ -139,11 +175,25 @@ def test_bad_argument_is_one_sentence(arg, allowed):
 
 def test_cpu_variant_trains(tmp_path, data_dir, capsys):
     workdir = tmp_path / "run"
-    code, _, err = run_cli(["train", "--config", f"{ROOT}/configs/densenet_cifar.py:L=40,k=12,cpu",
-                            "--workdir", workdir, "--num-devices", "1", "--config.num_train_steps=2"], capsys)
+    code, _, err = run_cli(
+        [
+            "train",
+            "--config",
+            f"{ROOT}/configs/densenet_cifar.py:L=40,k=12,cpu",
+            "--workdir",
+            workdir,
+            "--num-devices",
+            "1",
+            "--config.num_train_steps=2",
+        ],
+        capsys,
+    )
     assert code == 0, err[-2000:]
-    losses = [m["train/loss"] for m in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines())
-              if "train/loss" in m]
+    losses = [
+        m["train/loss"]
+        for m in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines())
+        if "train/loss" in m
+    ]
     assert losses and all(math.isfinite(x) and 0.0 < x < 50.0 for x in losses), losses
     result = json.loads((workdir / "results.json").read_text())
     assert result["status"] == "completed" and result["steps"] == 2 and result["dataset"] == "digits"

@@ -27,8 +27,9 @@ def test_every_entry_has_a_bound(root):
 def test_digits_entry_keeps_its_accuracy(name, bound, root, tmp_path, data_dir, capsys):
     entry = _entries(root)[name]
     assert not entry.get("overrides")  # trained by its config alone, as below
-    code, _, err = run_cli(["train", "--config", root / entry["config"], "--workdir", tmp_path, "--num-devices", "1"],
-                           capsys)
+    code, _, err = run_cli(
+        ["train", "--config", root / entry["config"], "--workdir", tmp_path, "--num-devices", "1"], capsys
+    )
     assert code == 0, err[-2000:]
     result = json.loads((tmp_path / "results.json").read_text())
     assert result["status"] == "completed" and result["eval_examples"] == 300

@@ -11,13 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
 from conftest import run_cli
 from helpers import max_abs_diff, metrics
-from cnn_jax.train.evaluate import load_workdir_config
+
 from cnn_jax.layers.batchnorm import BatchNorm
 from cnn_jax.train.checkpoint import Checkpoints
 from cnn_jax.train.ema import decay_at
+from cnn_jax.train.evaluate import load_workdir_config
 from cnn_jax.train.loop import build_run
 from cnn_jax.train.state import create_state
 from cnn_jax.train.steps import make_train_step, zero_train_metrics
@@ -45,11 +45,10 @@ def test_the_step_keeps_the_moving_average_of_params_and_batch_stats(decay, warm
     weights = lambda s: jax.tree.map(np.asarray, {"params": s.params, "batch_stats": s.batch_stats})
     expected, sums = weights(state), zero_train_metrics()
     for t in range(5):
-        batch = {"image": jax.random.normal(jax.random.key(t + 1), (8, 4)) * 2 + 1,
-                 "label": jnp.arange(8) % 3}
+        batch = {"image": jax.random.normal(jax.random.key(t + 1), (8, 4)) * 2 + 1, "label": jnp.arange(8) % 3}
         state, sums = step(state, batch, sums)
         d = min(decay, (1 + t) / (10 + t)) if warmup else decay
-        expected = jax.tree.map(lambda e, w: d * e + (1 - d) * w, expected, weights(state))
+        expected = jax.tree.map(lambda e, w, d=d: d * e + (1 - d) * w, expected, weights(state))
     ema = jax.tree.map(np.asarray, state.ema)
     assert max_abs_diff(ema, expected) < 1e-6
     assert max_abs_diff(ema, weights(state)) > 1e-3  # the average is not the weights themselves
@@ -82,8 +81,9 @@ def test_evaluation_uses_the_average(tmp_path, data_dir):
     # decay 1 without warmup keeps the average at the initial weights, so evaluating it must give
     # what the untrained network (a run at learning rate 0) gives, to the last digit.
     steps = ["--config.num_train_steps=3", "--config.eval_every_steps=3"]
-    ema = _run(tmp_path / "ema", *steps, "--config.ema_decay=1.0", "--config.ema_warmup=False",
-               "--config.optimizer.lr=0.05")
+    ema = _run(
+        tmp_path / "ema", *steps, "--config.ema_decay=1.0", "--config.ema_warmup=False", "--config.optimizer.lr=0.05"
+    )
     init = _run(tmp_path / "init", *steps, "--config.optimizer.lr=0.0")
     assert (ema["eval_weights"], init["eval_weights"]) == ("ema", "raw")
     assert ema["top1"] == init["top1"] and _val_loss(tmp_path / "ema") == _val_loss(tmp_path / "init")
@@ -106,8 +106,13 @@ def _weights(workdir) -> dict:
 
 
 def test_a_resumed_run_continues_the_same_average(tmp_path, data_dir):
-    args = ["--config.num_train_steps=6", "--config.checkpoint_every_steps=3", "--config.eval_every_steps=6",
-            "--config.ema_decay=0.9", "--config.optimizer.lr=0.05"]
+    args = [
+        "--config.num_train_steps=6",
+        "--config.checkpoint_every_steps=3",
+        "--config.eval_every_steps=6",
+        "--config.ema_decay=0.9",
+        "--config.optimizer.lr=0.05",
+    ]
     straight = _run(tmp_path / "straight", *args)
     # A copy that lost its last checkpoint and its result: the same command resumes from step 3.
     shutil.copytree(tmp_path / "straight", tmp_path / "resumed")

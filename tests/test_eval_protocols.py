@@ -35,8 +35,13 @@ def score_map(x):
 def ten_crops_by_hand(images, crop):
     o = S - crop
     c = o // 2
-    five = [images[:, :crop, :crop], images[:, :crop, o:], images[:, o:, :crop],
-            images[:, o:, o:], images[:, c:c + crop, c:c + crop]]
+    five = [
+        images[:, :crop, :crop],
+        images[:, :crop, o:],
+        images[:, o:, :crop],
+        images[:, o:, o:],
+        images[:, c : c + crop, c : c + crop],
+    ]
     return five + [v[:, :, ::-1] for v in five]
 
 
@@ -45,11 +50,9 @@ def test_ten_crop_equals_average_of_the_ten_explicit_crops():
     expected = np.mean([v.reshape(N, -1) @ W_LIN for v in views], axis=0)
     np.testing.assert_allclose(E.ten_crop(linear, IMAGES, CROP), expected, rtol=1e-5, atol=1e-5)
     jitted = jax.jit(E.ten_crop, static_argnums=(0, 2))
-    np.testing.assert_allclose(jitted(linear, jnp.asarray(IMAGES), CROP), expected, rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(jitted(linear, jnp.asarray(IMAGES), CROP), expected, rtol=1e-5, atol=1e-5)
     # Several views per call (vmapped) gives the same numbers.
-    np.testing.assert_allclose(E.ten_crop(linear, IMAGES, CROP, views_per_call=5), expected,
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(E.ten_crop(linear, IMAGES, CROP, views_per_call=5), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_ten_crop_views_and_flips_are_exact():
@@ -86,8 +89,7 @@ def test_ten_crop_rejects_a_crop_larger_than_the_image():
 
 def test_center_is_the_model_on_the_batch():
     crop = IMAGES[:, :CROP, :CROP]
-    np.testing.assert_allclose(E.center(linear, crop), crop.reshape(N, -1) @ W_LIN, rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(E.center(linear, crop), crop.reshape(N, -1) @ W_LIN, rtol=1e-5, atol=1e-5)
 
 
 def test_dense_averages_score_maps_over_space_and_flips():
@@ -95,24 +97,24 @@ def test_dense_averages_score_maps_over_space_and_flips():
     def by_hand(x):
         maps = np.einsum("nhwc,ck->nhwk", x, W_1X1) + np.arange(x.shape[1])[None, :, None, None]
         return maps.mean(axis=(1, 2))
+
     expected = (by_hand(IMAGES) + by_hand(IMAGES[:, :, ::-1])) / 2
     np.testing.assert_allclose(E.dense(score_map, IMAGES), expected, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(E.dense(score_map, IMAGES, flips=False), by_hand(IMAGES),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(E.dense(score_map, IMAGES, flips=False), by_hand(IMAGES), rtol=1e-5, atol=1e-5)
     # An apply_fn that already pools to (N, K) works the same way.
-    np.testing.assert_allclose(E.dense(pooled, IMAGES), IMAGES.mean(axis=(1, 2)) @ W_1X1,
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(E.dense(pooled, IMAGES), IMAGES.mean(axis=(1, 2)) @ W_1X1, rtol=1e-5, atol=1e-5)
 
 
 def test_dense_over_several_scales():
     images = jnp.asarray(IMAGES)
     small = jax.image.resize(images, (N, 6, 6, C), "bilinear", antialias=True)
-    per_scale = [np.asarray(score_map(x).mean(axis=(1, 2)) + score_map(E.flip(x)).mean(axis=(1, 2)))
-                 / 2 for x in (small, images)]
+    per_scale = [
+        np.asarray(score_map(x).mean(axis=(1, 2)) + score_map(E.flip(x)).mean(axis=(1, 2))) / 2 for x in (small, images)
+    ]
     expected = np.mean(per_scale, axis=0)
     got = jax.jit(functools.partial(E.dense, score_map, scales=(6, 8)))(images)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
-    assert np.abs(per_scale[0] - per_scale[1]).max() > 1e-3     # the scales really differ
+    assert np.abs(per_scale[0] - per_scale[1]).max() > 1e-3  # the scales really differ
 
 
 def test_jit_protocol_keeps_variables_as_arguments():

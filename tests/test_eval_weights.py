@@ -16,14 +16,14 @@ import json
 import jax
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
+from test_torch_import import random_state, resnet_keys, save_safetensors, trained_like
 
-from cnn_jax.weights import source_preprocessing as sp
-from cnn_jax.weights.keras_import import supported_models as keras_models
 from cnn_jax.data import augment as A
 from cnn_jax.errors import UserError
-from conftest import run_cli
-from test_torch_import import random_state, resnet_keys, save_safetensors, trained_like
+from cnn_jax.weights import source_preprocessing as sp
+from cnn_jax.weights.keras_import import supported_models as keras_models
 
 CLASSES = 10
 IMAGES = 16
@@ -68,6 +68,7 @@ def top5_and_loss(logits: np.ndarray, labels: np.ndarray) -> tuple:
 
 def test_torchvision_weights_scored_with_torchvisions_preprocessing(tmp_path, capsys):
     from cnn_jax.weights.torch_import import load_torchvision_weights
+
     state = trained_like(random_state(resnet_keys((2, 2, 2, 2), False, CLASSES)))
     images = smooth_images(np.random.default_rng(0), IMAGES)
     inputs = np.stack([torchvision_input(im) for im in images])
@@ -79,8 +80,22 @@ def test_torchvision_weights_scored_with_torchvisions_preprocessing(tmp_path, ca
     predicted = logits.argmax(axis=1)
     assert len(set(predicted)) > 1  # the predictions depend on the image
     folder, labels = folder_from_predictions(tmp_path / "folder", images, predicted)
-    code, out, err = run_cli(["eval", "--weights", weights, "--model", "resnet18", "--data", folder,
-                              "--out", tmp_path / "out", "--batch-size", 6], capsys)
+    code, out, err = run_cli(
+        [
+            "eval",
+            "--weights",
+            weights,
+            "--model",
+            "resnet18",
+            "--data",
+            folder,
+            "--out",
+            tmp_path / "out",
+            "--batch-size",
+            6,
+        ],
+        capsys,
+    )
     assert code == 0, err
     r = json.loads((tmp_path / "out" / "results.json").read_text())
     top5, loss = top5_and_loss(logits, labels)
@@ -88,16 +103,40 @@ def test_torchvision_weights_scored_with_torchvisions_preprocessing(tmp_path, ca
     assert r["top5"] == top5 and r["top5"] > 0.5
     assert r["loss"] == pytest.approx(loss, rel=1e-5)
     assert r["preprocessing"] == {
-        "source": "torchvision", "resize": "shorter side to 256", "crop": "centre 224x224",
-        "interpolation": "bilinear, antialiased", "normalization": "imagenet", "keras_mode": "torch",
-        "pixel_scale": "[0, 1]", "channel_order": "RGB", "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225]}
+        "source": "torchvision",
+        "resize": "shorter side to 256",
+        "crop": "centre 224x224",
+        "interpolation": "bilinear, antialiased",
+        "normalization": "imagenet",
+        "keras_mode": "torch",
+        "pixel_scale": "[0, 1]",
+        "channel_order": "RGB",
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+    }
     assert "top-1 50.00%" in out and r["weights"] == str(weights) and r["model"] == "resnet18"
     # `features --weights` reads the same way: layer fc's output is the logits, rows in the
     # folder's (shuffled, fixed) order, each beside its label.
-    code, _, err = run_cli(["features", "--weights", weights, "--model", "resnet18", "--data", folder,
-                            "--split", "val", "--layer", "fc", "--out", tmp_path / "f.npy", "--batch-size", 6],
-                           capsys)
+    code, _, err = run_cli(
+        [
+            "features",
+            "--weights",
+            weights,
+            "--model",
+            "resnet18",
+            "--data",
+            folder,
+            "--split",
+            "val",
+            "--layer",
+            "fc",
+            "--out",
+            tmp_path / "f.npy",
+            "--batch-size",
+            6,
+        ],
+        capsys,
+    )
     assert code == 0, err
     feats, feat_labels = np.load(tmp_path / "f.npy"), np.load(tmp_path / "f_labels.npy")
     order = [int(np.abs(logits - row).max(axis=1).argmin()) for row in feats]
@@ -108,13 +147,14 @@ def test_torchvision_weights_scored_with_torchvisions_preprocessing(tmp_path, ca
 
 def test_each_source_and_model_gets_its_preprocessing():
     assert set(sp.KERAS_NORMALIZATION) == set(keras_models())
-    cases = {("keras", "vgg16", 224): ("caffe", "shorter side to 256", "BGR", [103.939, 116.779, 123.68]),
-             ("keras", "xception", 299): ("inception", "shorter side to 342", "RGB", [0.5] * 3),
-             ("keras", "densenet121", 224): ("imagenet", "shorter side to 256", "RGB", [0.485, 0.456, 0.406]),
-             ("torchvision", "inception_v3", 299): ("inception", "shorter side to 342", "RGB", [0.5] * 3),
-             ("torchvision", "googlenet_tv", 224): ("inception", "shorter side to 256", "RGB", [0.5] * 3),
-             ("torchvision", "densenet121", 224): ("imagenet", "shorter side to 256", "RGB",
-                                                   [0.485, 0.456, 0.406])}
+    cases = {
+        ("keras", "vgg16", 224): ("caffe", "shorter side to 256", "BGR", [103.939, 116.779, 123.68]),
+        ("keras", "xception", 299): ("inception", "shorter side to 342", "RGB", [0.5] * 3),
+        ("keras", "densenet121", 224): ("imagenet", "shorter side to 256", "RGB", [0.485, 0.456, 0.406]),
+        ("torchvision", "inception_v3", 299): ("inception", "shorter side to 342", "RGB", [0.5] * 3),
+        ("torchvision", "googlenet_tv", 224): ("inception", "shorter side to 256", "RGB", [0.5] * 3),
+        ("torchvision", "densenet121", 224): ("imagenet", "shorter side to 256", "RGB", [0.485, 0.456, 0.406]),
+    }
     make = {"keras": sp.for_keras, "torchvision": sp.for_torchvision}
     for (source, model, size), (norm, resize, order, mean) in cases.items():
         r = make[source](model, size).record()
@@ -133,12 +173,16 @@ def test_each_source_and_model_gets_its_preprocessing():
 def test_bad_eval_requests_are_one_sentence(tmp_path, capsys):
     weights = tmp_path / "w.safetensors"
     weights.write_bytes(b"")
-    for args, message in (([], "Pass --data"),
-                          (["--data", "digits", "--model", ""], "Pass --model NAME"),
-                          (["--data", "digits", "--model", "lenet5"], "no torchvision counterpart"),
-                          (["--protocol", "10crop"], "evaluates one centre crop")):
+    for args, message in (
+        ([], "Pass --data"),
+        (["--data", "digits", "--model", ""], "Pass --model NAME"),
+        (["--data", "digits", "--model", "lenet5"], "no torchvision counterpart"),
+        (["--protocol", "10crop"], "evaluates one centre crop"),
+    ):
         code, _, err = run_cli(["eval", "--weights", weights, "--out", tmp_path / "o", *args], capsys)
         assert code == 2 and message in err, err
-    code, _, err = run_cli(["eval", "--weights", tmp_path / "none.h5", "--model", "vgg16", "--data", "digits",
-                            "--out", tmp_path / "o"], capsys)
+    code, _, err = run_cli(
+        ["eval", "--weights", tmp_path / "none.h5", "--model", "vgg16", "--data", "digits", "--out", tmp_path / "o"],
+        capsys,
+    )
     assert code == 2 and "do not exist" in err

@@ -14,16 +14,15 @@ import json
 import jax
 import jax.numpy as jnp
 import pytest
-
 from conftest import run_cli
+
 from cnn_jax import models
 from cnn_jax.interpret import attribution as I
 
 # The smallest inputs these networks train on (their `cpu` configs' sizes): a map left for the last
 # max-pool (AlexNet, ZFNet, Inception-ResNet-v2) and the auxiliary heads' 5x5 and 17x17 maps
 # (GoogLeNet, Inception-v3). 32 for the others.
-SIZES = {"alexnet": 67, "alexnet_owt": 63, "zfnet": 47, "googlenet": 80, "inception_resnet_v2": 75,
-         "inception_v3": 299}
+SIZES = {"alexnet": 67, "alexnet_owt": 63, "zfnet": 47, "googlenet": 80, "inception_resnet_v2": 75, "inception_v3": 299}
 FAST_BENCH = {"lenet5", "resnet20"}
 SLOW_TRACE = ("densenet", "inception", "googlenet_tv", "resnet101", "resnet110", "resnet152")
 slow = pytest.mark.slow
@@ -54,8 +53,23 @@ def test_summary_and_explains_layers_for_every_model(name, capsys):
 
 @pytest.mark.parametrize("name", traced(models.list_models(), lambda n: n not in FAST_BENCH))
 def test_bench_runs_every_model_with_its_own_class_count(name, capsys):
-    code, out, err = run_cli(["bench", name, "--batch-size", "1", "--steps", "1", "--warmup", "0",
-                              "--input-size", size_of(name), "--num-devices", "1"], capsys)
+    code, out, err = run_cli(
+        [
+            "bench",
+            name,
+            "--batch-size",
+            "1",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--input-size",
+            size_of(name),
+            "--num-devices",
+            "1",
+        ],
+        capsys,
+    )
     assert code == 0, err[-2000:]
     r = json.loads(out.strip().splitlines()[-1])
     assert r["model"] == name and r["input_size"] == size_of(name) and r["train_img_per_s"] > 0

@@ -9,7 +9,6 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
 from helpers import final_params
 
@@ -17,15 +16,27 @@ from helpers import final_params
 @pytest.fixture(scope="module")
 def lenet_workdir(tmp_path_factory, data_dir, root):
     wd = tmp_path_factory.mktemp("features") / "wd"
-    code, _, _ = run_cli(["train", "--config", f"{root}/configs/lenet5.py", "--config.num_train_steps=4",
-                          "--config.checkpoint_every_steps=4", "--config.eval_every_steps=4", "--workdir", wd])
+    code, _, _ = run_cli(
+        [
+            "train",
+            "--config",
+            f"{root}/configs/lenet5.py",
+            "--config.num_train_steps=4",
+            "--config.checkpoint_every_steps=4",
+            "--config.eval_every_steps=4",
+            "--workdir",
+            wd,
+        ]
+    )
     assert code == 0
     return wd
 
 
 def digits_test_split(data_dir):
     import tensorflow_datasets as tfds
+
     import cnn_jax.data.digits  # noqa: F401  (registers the builder)
+
     ds = tfds.load("digits", split="test", data_dir=data_dir, as_supervised=True, shuffle_files=False)
     images, labels = zip(*tfds.as_numpy(ds))
     return np.stack(images).astype(np.float32) / 255.0, np.array(labels)
@@ -34,10 +45,12 @@ def digits_test_split(data_dir):
 def direct_capture(workdir, images, layer: str):
     from cnn_jax import models
     from cnn_jax.train.evaluate import load_workdir_config
+
     config = load_workdir_config(workdir)
     model = models.create_model(config.model, num_classes=10, **config.model_kwargs)
-    _, state = model.apply({"params": final_params(workdir)}, images, train=False,
-                           capture_intermediates=True, mutable=["intermediates"])
+    _, state = model.apply(
+        {"params": final_params(workdir)}, images, train=False, capture_intermediates=True, mutable=["intermediates"]
+    )
     return np.asarray(state["intermediates"][layer]["__call__"][0])
 
 
@@ -56,11 +69,13 @@ def test_features_equal_a_direct_capture_in_dataset_order(lenet_workdir, data_di
     code, _, err = run_cli(common + ["--pool", "flatten", "--out", tmp_path / "flat.npy"], capsys)
     assert code == 0, err
     np.testing.assert_allclose(np.load(tmp_path / "flat.npy"), c3.reshape(300, -1), rtol=1e-5, atol=1e-6)
-    code, _, err = run_cli(["features", "--workdir", lenet_workdir, "--layer", "F6", "--out", tmp_path / "f6.npy"],
-                           capsys)  # default split: digits' test; a vector layer as it is
+    code, _, err = run_cli(
+        ["features", "--workdir", lenet_workdir, "--layer", "F6", "--out", tmp_path / "f6.npy"], capsys
+    )  # default split: digits' test; a vector layer as it is
     assert code == 0, err
-    np.testing.assert_allclose(np.load(tmp_path / "f6.npy"), direct_capture(lenet_workdir, images, "F6"),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "f6.npy"), direct_capture(lenet_workdir, images, "F6"), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_eval_weights_of_a_workdir_equals_its_own_evaluation(lenet_workdir, tmp_path, capsys):
@@ -79,8 +94,9 @@ def test_bad_requests_are_one_sentence(lenet_workdir, tmp_path, capsys):
     assert code == 2 and not out.exists()
     last = err.strip().splitlines()[-1]  # the sentence, after the log lines of loading the run
     assert last.startswith("error: Layer 'C33' is not a layer") and "'C3'" in last
-    for args, message in ((["--weights", "w.safetensors"], "not both or neither"),
-                          (["--out", tmp_path / "x.txt"], "must name a .npy file")):
-        code, _, err = run_cli(["features", "--workdir", lenet_workdir, "--layer", "C3", "--out", out, *args],
-                               capsys)
+    for args, message in (
+        (["--weights", "w.safetensors"], "not both or neither"),
+        (["--out", tmp_path / "x.txt"], "must name a .npy file"),
+    ):
+        code, _, err = run_cli(["features", "--workdir", lenet_workdir, "--layer", "C3", "--out", out, *args], capsys)
         assert code == 2 and message in err

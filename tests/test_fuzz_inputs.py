@@ -14,10 +14,10 @@ import importlib.util
 import io
 import time
 
+from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
 from cnn_jax import cli
 from cnn_jax.config import base_config
 from cnn_jax.config_schema import SCHEMA, leaf_names
@@ -29,16 +29,74 @@ CONFIG_DRAWS, ARGUMENT_DRAWS, COMMAND_DRAWS = 150, 400, 400
 
 
 def fuzz(draws: int):
-    return settings(max_examples=draws, derandomize=True, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=draws, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+
 
 # Values no key should take, and some every key can: numbers at and past every kind of bound,
 # the other types' spellings, paths, and strings the file system or a parser may choke on.
-JUNK = ["0", "-1", "1", "2", "3", "-2", "7", "33", "1.5", "0.5", "-0.0", "nan", "inf", "-inf", "1e308", "1e-320",
-        str(2**31), str(2**63), str(-2**63), "True", "False", "None", "", " ", "()", "(1,)", "(30, 60)", "(60, 30)",
-        "(1, 'a')", "[1, 2]", "{}", "{'a': 1}", "'x'", "abc", "auto", "2,9", "2,11", "sgd", "plateau", "backbone",
-        "best_minival", "bfloat16", "resnet20", "vgg11", "resnet5O", "/", ".", "/dev/null", "/nonexistent/x", "-",
-        "--x", "a\nb", "ü", "x" * 300, "a\x00b", "%s", "{0}", "(", ")"]
+JUNK = [
+    "0",
+    "-1",
+    "1",
+    "2",
+    "3",
+    "-2",
+    "7",
+    "33",
+    "1.5",
+    "0.5",
+    "-0.0",
+    "nan",
+    "inf",
+    "-inf",
+    "1e308",
+    "1e-320",
+    str(2**31),
+    str(2**63),
+    str(-(2**63)),
+    "True",
+    "False",
+    "None",
+    "",
+    " ",
+    "()",
+    "(1,)",
+    "(30, 60)",
+    "(60, 30)",
+    "(1, 'a')",
+    "[1, 2]",
+    "{}",
+    "{'a': 1}",
+    "'x'",
+    "abc",
+    "auto",
+    "2,9",
+    "2,11",
+    "sgd",
+    "plateau",
+    "backbone",
+    "best_minival",
+    "bfloat16",
+    "resnet20",
+    "vgg11",
+    "resnet5O",
+    "/",
+    ".",
+    "/dev/null",
+    "/nonexistent/x",
+    "-",
+    "--x",
+    "a\nb",
+    "ü",
+    "x" * 300,
+    "a\x00b",
+    "%s",
+    "{0}",
+    "(",
+    ")",
+]
 MODELS = ["lenet5", "resnet20", "vgg11", "resnet5O", "", "LENET5"]  # heavy networks would trace for seconds
 KEYS = [k for k in leaf_names(base_config()) if k != "model"] + ["model_kwargs.head", "model_kwargs.nope", "nope"]
 
@@ -63,9 +121,15 @@ def overrides(draw) -> list:
             pairs.append(f"--config.model={draw(st.sampled_from(MODELS))}")
             continue
         key = draw(st.sampled_from(KEYS))
-        value = draw(st.one_of(st.sampled_from(JUNK), st.sampled_from(key_values(key) or JUNK),
-                               st.floats(allow_nan=True, allow_infinity=True).map(repr),
-                               st.integers(-2**70, 2**70).map(str), st.text(max_size=12)))
+        value = draw(
+            st.one_of(
+                st.sampled_from(JUNK),
+                st.sampled_from(key_values(key) or JUNK),
+                st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                st.integers(-(2**70), 2**70).map(str),
+                st.text(max_size=12),
+            )
+        )
         pairs.append(f"--config.{key}={value}")
     return pairs
 
@@ -100,8 +164,10 @@ def test_config_overrides_succeed_or_fail_in_one_sentence(record_property):
     draws, start = [], time.perf_counter()
 
     @fuzz(CONFIG_DRAWS)
-    @given(base=st.sampled_from(["configs/lenet5.py", "configs/lenet5.py:cpu", "configs/resnet_cifar.py:depth=20,cpu"]),
-           pairs=overrides())
+    @given(
+        base=st.sampled_from(["configs/lenet5.py", "configs/lenet5.py:cpu", "configs/resnet_cifar.py:depth=20,cpu"]),
+        pairs=overrides(),
+    )
     def draw(base, pairs):
         draws.append(1)
         args = ["config", "--config", ROOT / base, *pairs]
@@ -121,8 +187,36 @@ def _config_module(name: str):
 
 
 CONFIGS = {p.stem: _config_module(p.stem) for p in sorted((ROOT / "configs").glob("*.py"))}
-ARG_WORDS = ["depth", "alpha", "head", "epochs", "cpu", "owt", "bn", "v1", "v1_5", "val", "mnist", "fashion", "L", "k",
-             "from", "mode", "size", "channels", "model", "data", "A", "A-LRN", "a_lrn", "D", "E", "F", "nope", ""]
+ARG_WORDS = [
+    "depth",
+    "alpha",
+    "head",
+    "epochs",
+    "cpu",
+    "owt",
+    "bn",
+    "v1",
+    "v1_5",
+    "val",
+    "mnist",
+    "fashion",
+    "L",
+    "k",
+    "from",
+    "mode",
+    "size",
+    "channels",
+    "model",
+    "data",
+    "A",
+    "A-LRN",
+    "a_lrn",
+    "D",
+    "E",
+    "F",
+    "nope",
+    "",
+]
 
 
 @st.composite
@@ -173,11 +267,46 @@ def stop_after_parsing():
         argparse.ArgumentParser.parse_args = parse_args
 
 
-FLAGS = ["--workdir", "--batch-size", "--input-size", "--steps", "--warmup", "--num-classes", "--num-devices",
-         "--num-processes", "--process-id", "--dtype", "--method", "--image", "--out", "--layer", "--trials",
-         "--workers", "--seeds", "--protocol", "--step", "--weights", "--model", "--data", "--split", "--format",
-         "--list", "--markdown", "--heartbeat", "--recipe", "--images", "--conv-impl", "--only", "--pool",
-         "--class", "--allow-config-change", "--confirm-seeds", "--nope", "-h", "-x"]
+FLAGS = [
+    "--workdir",
+    "--batch-size",
+    "--input-size",
+    "--steps",
+    "--warmup",
+    "--num-classes",
+    "--num-devices",
+    "--num-processes",
+    "--process-id",
+    "--dtype",
+    "--method",
+    "--image",
+    "--out",
+    "--layer",
+    "--trials",
+    "--workers",
+    "--seeds",
+    "--protocol",
+    "--step",
+    "--weights",
+    "--model",
+    "--data",
+    "--split",
+    "--format",
+    "--list",
+    "--markdown",
+    "--heartbeat",
+    "--recipe",
+    "--images",
+    "--conv-impl",
+    "--only",
+    "--pool",
+    "--class",
+    "--allow-config-change",
+    "--confirm-seeds",
+    "--nope",
+    "-h",
+    "-x",
+]
 WORDS = ["lenet5", "resnet5O", "experiments/digits.py", "runs/x", "center", "10crop", "saliency", "x.png"]
 
 

@@ -51,22 +51,24 @@ def golden_input(recipe: dict) -> np.ndarray:
 def torch_state(recipe: dict) -> dict:
     """torchvision's state dict, key by key in its order, as numpy arrays."""
     rng = np.random.default_rng(recipe["seed"])
-    return {key: np.array(low, np.int64) if dtype == "int64" else draw(rng, shape, low, high)
-            for key, shape, dtype, low, high in recipe["tensors"]}
+    return {
+        key: np.array(low, np.int64) if dtype == "int64" else draw(rng, shape, low, high)
+        for key, shape, dtype, low, high in recipe["tensors"]
+    }
 
 
 def keras_layers(recipe: dict) -> list:
     """Keras's weighted layers, in the order `keras_import.keras_layers` reads a live model."""
     rng = np.random.default_rng(recipe["seed"])
-    return [ki.KerasLayer(name, cls, {var: draw(rng, shape, low, high)
-                                      for var, shape, low, high in tensors}, epsilon)
-            for name, cls, epsilon, tensors in recipe["layers"]]
+    return [
+        ki.KerasLayer(name, cls, {var: draw(rng, shape, low, high) for var, shape, low, high in tensors}, epsilon)
+        for name, cls, epsilon, tensors in recipe["layers"]
+    ]
 
 
 def our_options(recipe: dict) -> dict:
     """Our model's options for the golden's network (`fc_features` for narrow VGGs)."""
-    return {key: tuple(value) if isinstance(value, list) else value
-            for key, value in recipe["ours"].items()}
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in recipe["ours"].items()}
 
 
 def our_logits(module, variables, x: np.ndarray) -> np.ndarray:
@@ -93,21 +95,18 @@ def assert_informative(logits: np.ndarray) -> None:
 def torch_case(model_name: str) -> tuple:
     """(module, variables, input, reference logits) of a torchvision golden."""
     recipe, logits = read_golden("torch", model_name)
-    assert (recipe["model"], recipe["architecture"]) == \
-        (model_name, ti.torchvision_architecture(model_name))
-    module, variables = ti.load_torchvision_weights(model_name, torch_state(recipe),
-                                                    **our_options(recipe))
+    assert (recipe["model"], recipe["architecture"]) == (model_name, ti.torchvision_architecture(model_name))
+    module, variables = ti.load_torchvision_weights(model_name, torch_state(recipe), **our_options(recipe))
     return module, variables, golden_input(recipe), logits
 
 
 def keras_case(model_name: str) -> tuple:
     """(module, variables, input, reference logits) of a Keras golden."""
     recipe, logits = read_golden("keras", model_name)
-    assert (recipe["model"], recipe["application"]) == \
-        (model_name, ki.keras_application(model_name))
-    module, variables = ki.convert_keras_layers(model_name, keras_layers(recipe),
-                                                num_classes=recipe["kwargs"]["classes"],
-                                                **our_options(recipe))
+    assert (recipe["model"], recipe["application"]) == (model_name, ki.keras_application(model_name))
+    module, variables = ki.convert_keras_layers(
+        model_name, keras_layers(recipe), num_classes=recipe["kwargs"]["classes"], **our_options(recipe)
+    )
     return module, variables, golden_input(recipe), logits
 
 
@@ -131,8 +130,9 @@ def test_logits_equal_keras(model_name):
 
 def test_goldens_are_the_supported_models_and_small():
     files = {p.name: p.stat().st_size for p in GOLDEN.glob("*.npz")}
-    assert sorted(files) == sorted(f"{framework}_{name}.npz"
-                                   for framework, names in FRAMEWORKS.items() for name in names)
+    assert sorted(files) == sorted(
+        f"{framework}_{name}.npz" for framework, names in FRAMEWORKS.items() for name in names
+    )
     assert max(files.values()) < 64_000  # recipes and logits only: no weights, no inputs
     versions = json.loads((GOLDEN / "VERSIONS.json").read_text())
     assert {"torch", "torchvision", "keras", "tensorflow", "numpy"} <= set(versions["versions"])
@@ -143,8 +143,7 @@ def test_a_misplaced_batchnorm_statistic_shows():
     recipe, logits = read_golden("torch", "resnet18")
     state = torch_state(recipe)
     bn = "layer4.1.bn1"
-    state[f"{bn}.running_mean"], state[f"{bn}.running_var"] = \
-        state[f"{bn}.running_var"], state[f"{bn}.running_mean"]
+    state[f"{bn}.running_mean"], state[f"{bn}.running_var"] = state[f"{bn}.running_var"], state[f"{bn}.running_mean"]
     module, variables = ti.load_torchvision_weights("resnet18", state)
     assert relative_difference(our_logits(module, variables, golden_input(recipe)), logits) > 1e-3
 

@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import run_cli
 
 from cnn_jax.cpu import host_memory
 from cnn_jax.errors import UserError
-from conftest import run_cli
 
 # Every call writes a fresh 64 MB output, over glibc's largest mmap threshold (32 MB). Kept
 # memory first grows to hold the outputs whose frees lag behind dispatch (~10 here), then
@@ -38,8 +38,9 @@ print(json.dumps({"kept": kept, "faults": statistics.median(faults), "pages": x.
 def _faults_per_call(mode: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env["CNN_JAX_MALLOC"] = mode
-    out = subprocess.run([sys.executable, "-c", _FAULTS_PER_CALL], env=env, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", _FAULTS_PER_CALL], env=env, capture_output=True, text=True, check=True
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

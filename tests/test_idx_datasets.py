@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
 from conftest import ROOT, run_cli
+
 from cnn_jax.config import base_config
 from cnn_jax.data.datasets import open_source
 from cnn_jax.data.idx.idx_files import ALL_FILES, parse_idx
@@ -85,8 +85,18 @@ def one_error_line(err: str) -> str:
 def test_missing_files_stop_the_cli_with_one_sentence(tmp_path, capsys):
     empty = tmp_path / "idx"
     empty.mkdir()
-    code, _, err = run_cli(["train", "--config", "configs/lenet5.py:fashion", f"--config.data.idx_dir={empty}",
-                            f"--config.data_dir={tmp_path / 'tfds'}", "--workdir", tmp_path / "w"], capsys)
+    code, _, err = run_cli(
+        [
+            "train",
+            "--config",
+            "configs/lenet5.py:fashion",
+            f"--config.data.idx_dir={empty}",
+            f"--config.data_dir={tmp_path / 'tfds'}",
+            "--workdir",
+            tmp_path / "w",
+        ],
+        capsys,
+    )
     line = one_error_line(err)
     assert code == 2
     for stem in ALL_FILES:
@@ -107,8 +117,11 @@ def test_damaged_file_is_named_in_one_sentence(tmp_path, damage):
     stem = "t10k-images-idx3-ubyte"
     path = folder / (f"{stem}.gz" if damage == "truncated_gzip" else stem)
     data = path.read_bytes()
-    path.write_bytes({"truncated_gzip": data[: len(data) // 2], "short_data": data[:-28],
-                      "not_idx": b"PK\x03\x04" + data[4:]}[damage])
+    path.write_bytes(
+        {"truncated_gzip": data[: len(data) // 2], "short_data": data[:-28], "not_idx": b"PK\x03\x04" + data[4:]}[
+            damage
+        ]
+    )
     with pytest.raises(UserError, match=rf"IDX file .*{stem}.* is corrupt or truncated") as e:
         open_source("fashion_mnist", str(tmp_path / "tfds"), idx_dir=str(folder))
     assert "\n" not in str(e.value) and str(e.value).endswith("replace it with an intact copy of the file.")
@@ -118,10 +131,20 @@ def test_damaged_file_is_named_in_one_sentence(tmp_path, damage):
 def test_lenet5_fashion_trains_and_evaluates_every_test_image(tmp_path, capsys):
     write_idx_folder(tmp_path / "idx")
     workdir = tmp_path / "w"
-    code, _, err = run_cli(["train", "--config", "configs/lenet5.py:fashion",
-                            f"--config.data.idx_dir={tmp_path / 'idx'}", f"--config.data_dir={tmp_path / 'tfds'}",
-                            "--config.num_train_steps=4", "--config.progress_bar=False",
-                            "--workdir", workdir], capsys)
+    code, _, err = run_cli(
+        [
+            "train",
+            "--config",
+            "configs/lenet5.py:fashion",
+            f"--config.data.idx_dir={tmp_path / 'idx'}",
+            f"--config.data_dir={tmp_path / 'tfds'}",
+            "--config.num_train_steps=4",
+            "--config.progress_bar=False",
+            "--workdir",
+            workdir,
+        ],
+        capsys,
+    )
     assert code == 0, err
     results = json.loads((workdir / "results.json").read_text())
     assert results["dataset"] == "fashion_mnist" and results["status"] == "completed"

@@ -10,13 +10,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from cnn_jax import models
+from cnn_jax.errors import UserError
 from cnn_jax.interpret import attribution as I
 from cnn_jax.interpret.dream import dream
 from cnn_jax.interpret.guided import count_guided_activations, guided
-from cnn_jax.errors import UserError
-from conftest import run_cli
 
 H = W = 32
 ROWS, COLS = slice(4, 12), slice(18, 28)
@@ -24,7 +24,7 @@ ROWS, COLS = slice(4, 12), slice(18, 28)
 
 def region(dilate: int = 0) -> np.ndarray:
     m = np.zeros((H, W), bool)
-    m[ROWS.start - dilate:ROWS.stop + dilate, COLS.start - dilate:COLS.stop + dilate] = True
+    m[ROWS.start - dilate : ROWS.stop + dilate, COLS.start - dilate : COLS.stop + dilate] = True
     return m
 
 
@@ -93,6 +93,7 @@ def test_occlusion_only_matters_over_the_seen_region(net):
 class Gate(nn.Module):
     """Class-0 logit = sum(w * act(x)) with w of both signs. `act` is a field whose default
     is bound at class definition, as in ConvBN: patching jax.nn.relu would not reach it."""
+
     act: object = nn.relu
 
     @nn.compact
@@ -197,8 +198,18 @@ def test_activations_of_named_layers():
 def test_dream_raises_the_class_logit_and_a_layer_activation(net):
     model, variables, images, targets = net
     start = model.apply(variables, images)[:, 0]
-    d = dream(model, variables, images, targets, key=jax.random.key(0), steps=8, octaves=2,
-              step_size=0.05, l2=1e-3, clip=(0.0, 1.0))
+    d = dream(
+        model,
+        variables,
+        images,
+        targets,
+        key=jax.random.key(0),
+        steps=8,
+        octaves=2,
+        step_size=0.05,
+        l2=1e-3,
+        clip=(0.0, 1.0),
+    )
     assert d.images.shape == images.shape and d.history.shape == (16, 2)
     assert float(d.images.min()) >= 0.0 and float(d.images.max()) <= 1.0
     assert np.all(np.asarray(d.final) > np.asarray(start) + 0.5)
@@ -211,17 +222,33 @@ def test_dream_raises_the_class_logit_and_a_layer_activation(net):
 def _digit_png(path, index: int = 3):
     from PIL import Image
     from sklearn.datasets import load_digits
+
     from cnn_jax.data.digits.digits import upsample
+
     Image.fromarray(upsample(load_digits().images[index])[..., 0]).save(path)
     return path
 
 
 def test_explain_end_to_end(tmp_path, data_dir, root, capsys):
     from PIL import Image
+
     wd = tmp_path / "wd"
-    assert run_cli(["train", "--config", f"{root}/configs/lenet5.py", "--config.num_train_steps=6",
-                    "--config.checkpoint_every_steps=6", "--config.eval_every_steps=6", "--workdir", wd],
-                   capsys)[0] == 0
+    assert (
+        run_cli(
+            [
+                "train",
+                "--config",
+                f"{root}/configs/lenet5.py",
+                "--config.num_train_steps=6",
+                "--config.checkpoint_every_steps=6",
+                "--config.eval_every_steps=6",
+                "--workdir",
+                wd,
+            ],
+            capsys,
+        )[0]
+        == 0
+    )
     image = _digit_png(tmp_path / "digit.png")
     common = ["explain", "--workdir", wd, "--image", image]
     code, out, _ = run_cli(common + ["--method", "gradcam", "--class", "3", "--out", tmp_path / "cam.png"], capsys)
@@ -231,9 +258,9 @@ def test_explain_end_to_end(tmp_path, data_dir, root, capsys):
     code, out, _ = run_cli(common + ["--method", "filters", "--out", tmp_path / "f.png"], capsys)
     # Six 5x5 filters in a 2x3 grid with 1-pixel borders, enlarged 48 // 5 = 9 times.
     assert code == 0 and Image.open(tmp_path / "f.png").size == ((3 * 6 + 1) * 9, (2 * 6 + 1) * 9)
-    code, _, err = run_cli(common[:3] + ["--image", tmp_path / "none.png", "--method", "saliency",
-                                         "--out", tmp_path / "x.png"], capsys)
+    code, _, err = run_cli(
+        common[:3] + ["--image", tmp_path / "none.png", "--method", "saliency", "--out", tmp_path / "x.png"], capsys
+    )
     assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
-    code, _, err = run_cli(common + ["--method", "activations", "--layer", "C33", "--out", tmp_path / "x.png"],
-                           capsys)
+    code, _, err = run_cli(common + ["--method", "activations", "--layer", "C33", "--out", tmp_path / "x.png"], capsys)
     assert code == 2 and "'C33' is not a layer" in err and "'C3'" in err and not (tmp_path / "x.png").exists()

@@ -21,8 +21,18 @@ import pytest  # noqa: E402
 from cnn_jax.weights import keras_import as ki  # noqa: E402
 
 RTOL = 1e-4
-SLOW_MODELS = ["vgg16", "vgg19", "resnet101", "resnet152", "inception_v3",
-               "inception_resnet_v2", "xception", "densenet169", "densenet201", "mobilenet_v1"]
+SLOW_MODELS = [
+    "vgg16",
+    "vgg19",
+    "resnet101",
+    "resnet152",
+    "inception_v3",
+    "inception_resnet_v2",
+    "xception",
+    "densenet169",
+    "densenet201",
+    "mobilenet_v1",
+]
 BATCH = {"vgg16": 1, "vgg19": 1}  # 140M parameters: keep the activations small too
 
 
@@ -73,8 +83,9 @@ def check_model(model_name: str, batch: int = 2):
 
 
 def same_tree(a, b) -> bool:
-    return (jax.tree.structure(a) == jax.tree.structure(b)
-            and all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))))
+    return jax.tree.structure(a) == jax.tree.structure(b) and all(
+        np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +93,7 @@ def keras_resnet50():
     return random_keras("resnet50")
 
 
-def test_resnet50_logits_equal_keras_and_weights_file_gives_same_variables(keras_resnet50,
-                                                                           tmp_path):
+def test_resnet50_logits_equal_keras_and_weights_file_gives_same_variables(keras_resnet50, tmp_path):
     module, variables = ki.load_keras_weights("resnet50", keras_resnet50)
     assert module.bn_epsilon == 1.001e-5 and module.num_classes == 1000
     rel = relative_logit_difference(keras_resnet50, module, variables, batch=2)
@@ -118,6 +128,7 @@ def test_logits_equal_keras(model_name):
 def save_keras_2_h5(model, path):
     """The Keras 2 layout of the published keras.applications weight files."""
     import h5py
+
     legacy = pytest.importorskip("keras.src.legacy.saving.legacy_h5_format")
     with h5py.File(path, "w") as f:
         legacy.save_weights_to_hdf5_group(f, model)
@@ -129,8 +140,9 @@ def test_saved_files_with_other_class_counts(tmp_path, suffix):
     model = random_keras("mobilenet_v1", classes=10)
     _, live = ki.load_keras_weights("mobilenet_v1", model)
     path = tmp_path / f"x{suffix}"
-    save = {".keras": model.save, ".weights.h5": model.save_weights,
-            ".h5": functools.partial(save_keras_2_h5, model)}[suffix]
+    save = {".keras": model.save, ".weights.h5": model.save_weights, ".h5": functools.partial(save_keras_2_h5, model)}[
+        suffix
+    ]
     save(path)
     assert ki.saved_num_classes(path) == 10
     module, from_file = ki.load_keras_weights("mobilenet_v1", path)
@@ -138,11 +150,18 @@ def test_saved_files_with_other_class_counts(tmp_path, suffix):
 
 
 def test_keras_application_names():
-    assert [ki.keras_application(n) for n in ("vgg16", "resnet152", "inception_v3",
-                                              "inception_resnet_v2", "xception",
-                                              "densenet201", "mobilenet_v1")] == [
-        "VGG16", "ResNet152", "InceptionV3", "InceptionResNetV2", "Xception", "DenseNet201",
-        "MobileNet"]
+    assert [
+        ki.keras_application(n)
+        for n in (
+            "vgg16",
+            "resnet152",
+            "inception_v3",
+            "inception_resnet_v2",
+            "xception",
+            "densenet201",
+            "mobilenet_v1",
+        )
+    ] == ["VGG16", "ResNet152", "InceptionV3", "InceptionResNetV2", "Xception", "DenseNet201", "MobileNet"]
     assert len(ki.supported_models()) == 12
     with pytest.raises(ki.KerasImportError, match="no Keras counterpart"):
         ki.keras_application("alexnet")
@@ -167,30 +186,32 @@ def test_missing_extra_and_misshapen_tensors_are_named(keras_mobilenet):
     with pytest.raises(ki.KerasImportError, match="'my_head' .Conv2D. has no module in ours"):
         ki.convert_keras_layers("mobilenet_v1", layers + [unnamed])
     stray = ki.KerasLayer("conv_pw_14", "Conv2D", kernel, None)
-    with pytest.raises(ki.KerasImportError,
-                       match="extra: conv_pw_14/kernel -> params/conv_pw_14/kernel"):
+    with pytest.raises(ki.KerasImportError, match="extra: conv_pw_14/kernel -> params/conv_pw_14/kernel"):
         ki.convert_keras_layers("mobilenet_v1", layers + [stray])
 
-    with pytest.raises(ki.KerasImportError,
-                       match=r"conv_preds/kernel is \(1, 1, 1024, 1000\), "
-                             r"params/conv_preds/kernel is \(1, 1, 1024, 10\)"):
+    with pytest.raises(
+        ki.KerasImportError,
+        match=r"conv_preds/kernel is \(1, 1, 1024, 1000\), "
+        r"params/conv_preds/kernel is \(1, 1, 1024, 10\)",
+    ):
         ki.convert_keras_layers("mobilenet_v1", layers, num_classes=10)
 
-    with pytest.raises(ki.KerasImportError,
-                       match="epsilon of conv1_bn is 1e-05, Keras's conv1_bn uses 0.001"):
+    with pytest.raises(ki.KerasImportError, match="epsilon of conv1_bn is 1e-05, Keras's conv1_bn uses 0.001"):
         ki.load_keras_weights("mobilenet_v1", keras_mobilenet, bn_epsilon=1e-5)
 
 
 def test_depthwise_kernel_layout_matches_keras():
     """Depth multiplier 2: Keras's output channel c*2 + j is filter j of input channel c."""
     import flax.linen as nn
+
     layer = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", use_bias=False)
     x = np.random.default_rng(0).normal(size=(1, 5, 5, 3)).astype(np.float32)
     theirs = np.asarray(layer(x))
     kernel = ki.depthwise_kernel(layer.kernel.numpy())
     assert kernel.shape == (3, 3, 1, 6)
-    ours = nn.Conv(6, (3, 3), padding=((1, 1), (1, 1)), feature_group_count=3,
-                   use_bias=False).apply({"params": {"kernel": kernel}}, x)
+    ours = nn.Conv(6, (3, 3), padding=((1, 1), (1, 1)), feature_group_count=3, use_bias=False).apply(
+        {"params": {"kernel": kernel}}, x
+    )
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
 
 

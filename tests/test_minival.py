@@ -9,9 +9,9 @@ import zipfile
 import jax
 import numpy as np
 import pytest
-
 from conftest import run_cli
 from helpers import digits_config, metrics
+
 from cnn_jax.data.datasets import open_source
 from cnn_jax.data.minival import minival_positions
 from cnn_jax.data.pipeline import Pipeline, steps_per_epoch
@@ -58,12 +58,14 @@ def test_minival_is_fixed_disjoint_from_what_training_reads_and_free_of_the_seed
 
 
 def test_best_checkpoint_is_minivals_choice_where_the_test_split_would_choose_another(
-        tmp_path, data_dir, capsys, monkeypatch):
+    tmp_path, data_dir, capsys, monkeypatch
+):
     # Minival's top-1 is made to fall with every step (the real evaluation, its top-1 replaced),
     # so minival prefers the first evaluation, while the test split, which learning improves,
     # prefers a later one. The checkpoints, their ranking, the restore and re-evaluation of the
     # chosen one and results.json are the real code.
     from cnn_jax.train import loop
+
     real = loop.evaluate
 
     def falling_minival(run, state, *args, minival=False, **kwargs):
@@ -74,11 +76,26 @@ def test_best_checkpoint_is_minivals_choice_where_the_test_split_would_choose_an
 
     monkeypatch.setattr(loop, "evaluate", falling_minival)
     wd = tmp_path / "run"
-    code, _, err = run_cli(["train", *LENET, "--config.model_kwargs.head=softmax", "--config.optimizer.name=adamw",
-                            "--config.optimizer.lr=0.003", "--config.num_train_steps=20", "--config.eval_every_steps=5",
-                            "--config.checkpoint_every_steps=20", "--config.keep_checkpoints=1",
-                            "--config.data.minival_size=150", "--config.report_checkpoint=best_minival",
-                            "--num-devices", "1", "--workdir", wd], capsys)
+    code, _, err = run_cli(
+        [
+            "train",
+            *LENET,
+            "--config.model_kwargs.head=softmax",
+            "--config.optimizer.name=adamw",
+            "--config.optimizer.lr=0.003",
+            "--config.num_train_steps=20",
+            "--config.eval_every_steps=5",
+            "--config.checkpoint_every_steps=20",
+            "--config.keep_checkpoints=1",
+            "--config.data.minival_size=150",
+            "--config.report_checkpoint=best_minival",
+            "--num-devices",
+            "1",
+            "--workdir",
+            wd,
+        ],
+        capsys,
+    )
     assert code == 0, err
     curves = {m["step"]: m for m in metrics(wd) if "val/top1" in m}
     assert sorted(curves) == [5, 10, 15, 20] and all("minival/top1" in m for m in curves.values())
@@ -102,8 +119,9 @@ def test_best_checkpoint_is_minivals_choice_where_the_test_split_would_choose_an
 def test_choices_without_minival_are_refused(tmp_path, root, capsys):
     code, _, err = run_cli(["train", *LENET, "--config.schedule.name=plateau", "--workdir", tmp_path / "a"], capsys)
     assert code == 2 and "--config.data.minival_size=N" in _error_line(err)
-    code, _, err = run_cli(["train", *LENET, "--config.report_checkpoint=best_minival", "--workdir", tmp_path / "b"],
-                           capsys)
+    code, _, err = run_cli(
+        ["train", *LENET, "--config.report_checkpoint=best_minival", "--workdir", tmp_path / "b"], capsys
+    )
     assert code == 2 and "data.minival_size" in _error_line(err)
     sweep = tmp_path / "lr.py"
     sweep.write_text(f'BASE = "{root}/configs/lenet5.py"\nSPACE = {{"optimizer.lr": [0.001, 0.01]}}\n')
@@ -115,8 +133,9 @@ def test_choices_without_minival_are_refused(tmp_path, root, capsys):
 def run_without_minival(tmp_path_factory, data_dir):
     """LeNet-5 for 10 steps on the 8 test devices; eval batches of 32 pad the 300 test images."""
     wd = tmp_path_factory.mktemp("no_minival") / "run"
-    code, _, err = run_cli(["train", *LENET, "--config.num_train_steps=10", "--config.eval_every_steps=10",
-                            "--workdir", wd], None)
+    code, _, err = run_cli(
+        ["train", *LENET, "--config.num_train_steps=10", "--config.eval_every_steps=10", "--workdir", wd], None
+    )
     assert code == 0, err
     return wd
 
@@ -125,8 +144,11 @@ def test_predictions_file_agrees_with_results_json(run_without_minival, data_dir
     wd = run_without_minival
     res = _results(wd)
     assert res["predictions"] == {"center": "predictions_center.npz"}
-    assert (res["reported_checkpoint"], res["reported_step"], res["selection"]) == \
-        ("final", 10, "final checkpoint, no selection")
+    assert (res["reported_checkpoint"], res["reported_step"], res["selection"]) == (
+        "final",
+        10,
+        "final checkpoint, no selection",
+    )
     assert res["minival_top1"] is None and res["best_step"] is None
     path = wd / "predictions_center.npz"
     assert all(info.compress_type == zipfile.ZIP_DEFLATED for info in zipfile.ZipFile(path).infolist())
@@ -135,8 +157,9 @@ def test_predictions_file_agrees_with_results_json(run_without_minival, data_dir
     assert p["top5"].shape == (300, 5) and p["index"].tolist() == list(range(300)) and p["step"] == 10
     assert all(len(set(row)) == 5 for row in p["top5"].tolist())
     # Rows are the split in its stored order, and their top-1/top-5 are results.json's exactly.
-    labels = np.concatenate([b["label"][b["mask"] > 0] for b in Pipeline(open_source("digits"), digits_config())
-                             .eval_batches(64)])
+    labels = np.concatenate(
+        [b["label"][b["mask"] > 0] for b in Pipeline(open_source("digits"), digits_config()).eval_batches(64)]
+    )
     assert p["label"].tolist() == labels.tolist()
     assert predictions.top1(p) == res["top1"]
     assert float(np.sum(np.any(p["top5"] == p["label"][:, None], axis=1))) / 300 == res["top5"]
@@ -157,6 +180,7 @@ def test_eval_step_best_without_minival_says_what_to_do(run_without_minival, cap
 
 def _free_port() -> int:
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -166,10 +190,20 @@ def _train_process(args, devices: int, root):
     import os
     import subprocess
     import sys
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-           "CNN_JAX_COMPILATION_CACHE": "0"}
-    return subprocess.Popen([sys.executable, "-m", "cnn_jax", "train", *map(str, args)], env=env, cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "CNN_JAX_COMPILATION_CACHE": "0",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "cnn_jax", "train", *map(str, args)],
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.mark.slow
@@ -179,8 +213,24 @@ def test_two_processes_write_the_single_process_predictions_once(tmp_path, data_
     args = [*LENET, "--config.num_train_steps=10", "--config.eval_every_steps=10", "--config.data.minival_size=96"]
     single = _train_process([*args, "--workdir", tmp_path / "single"], 2, root)
     port = _free_port()
-    procs = [_train_process([*args, "--workdir", tmp_path / "multi", "--coordinator", f"127.0.0.1:{port}",
-                             "--num-processes", "2", "--process-id", str(i)], 1, root) for i in range(2)]
+    procs = [
+        _train_process(
+            [
+                *args,
+                "--workdir",
+                tmp_path / "multi",
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+            ],
+            1,
+            root,
+        )
+        for i in range(2)
+    ]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert single.wait(timeout=300) == 0, single.stdout.read()

@@ -6,28 +6,31 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import digits_config
 
 from cnn_jax.data import mixing as M
 from cnn_jax.data.datasets import open_source
 from cnn_jax.data.pipeline import Pipeline, Sharding
 from cnn_jax.errors import UserError
-from helpers import digits_config
 
 
 def _batch(n=4, h=20, w=16, classes=3):
     """n distinct images (every pixel differs between any two) and labels 0, 1, 2, 0, ..."""
-    images = tf.constant(np.arange(n * h * w * 2, dtype=np.float32).reshape(n, h, w, 2) * 0.5
-                         + 1000 * np.arange(n, dtype=np.float32)[:, None, None, None])
+    images = tf.constant(
+        np.arange(n * h * w * 2, dtype=np.float32).reshape(n, h, w, 2) * 0.5
+        + 1000 * np.arange(n, dtype=np.float32)[:, None, None, None]
+    )
     labels = tf.constant(np.arange(n) % classes, tf.int32)
     return images, labels
 
 
 def test_mixup_by_hand():
-    images = tf.constant([[[[10.0]], [[20.0]]], [[[110.0]], [[0.0]]]])       # 2 images of 2x1 pixels
+    images = tf.constant([[[[10.0]], [[20.0]]], [[[110.0]], [[0.0]]]])  # 2 images of 2x1 pixels
     targets = tf.one_hot([0, 2], 3)
     mixed, soft = M.mixup(images, targets, 0.7)
-    np.testing.assert_allclose(mixed.numpy().ravel(), [0.7 * 10 + 0.3 * 110, 0.7 * 20, 0.7 * 110 + 0.3 * 10,
-                                                       0.3 * 20], rtol=1e-6)
+    np.testing.assert_allclose(
+        mixed.numpy().ravel(), [0.7 * 10 + 0.3 * 110, 0.7 * 20, 0.7 * 110 + 0.3 * 10, 0.3 * 20], rtol=1e-6
+    )
     np.testing.assert_allclose(soft.numpy(), [[0.7, 0, 0.3], [0.3, 0, 0.7]], rtol=1e-6)
 
 
@@ -51,11 +54,11 @@ def test_cutmix_box_and_its_label_weight():
 
 
 def test_random_cutmix_label_weight_is_the_pasted_area():
-    images, labels = _batch(classes=4)                     # labels 0 1 2 3: no pair shares a class
+    images, labels = _batch(classes=4)  # labels 0 1 2 3: no pair shares a class
     cut, weights = M.Mixing(cutmix_alpha=1.0), []
     for i in range(12):
         mixed, soft = cut(images, labels, tf.constant([4, i], tf.int64), 4)
-        kept = (mixed.numpy() == images.numpy()).all(-1).mean(axis=(1, 2))      # fraction not pasted over
+        kept = (mixed.numpy() == images.numpy()).all(-1).mean(axis=(1, 2))  # fraction not pasted over
         np.testing.assert_allclose(soft.numpy()[np.arange(4), labels.numpy()], kept, atol=1e-6)
         np.testing.assert_allclose(soft.numpy().sum(-1), 1.0, rtol=1e-6)
         weights.append(kept[0])
@@ -63,7 +66,7 @@ def test_random_cutmix_label_weight_is_the_pasted_area():
 
 
 def test_random_mixup_matches_its_label_weight():
-    images, labels = _batch(classes=4)                     # labels 0 1 2 3: every pair is mixed
+    images, labels = _batch(classes=4)  # labels 0 1 2 3: every pair is mixed
     mixed, soft = M.Mixing(mixup_alpha=0.2)(images, labels, tf.constant([9, 1], tf.int64), 4)
     lam = soft.numpy()[0, 0]
     assert 0 < lam < 1 and np.allclose(soft.numpy()[0], [lam, 1 - lam, 0, 0], atol=1e-6)
@@ -92,8 +95,10 @@ def test_switch_picks_both_methods():
     assert kinds == {"mixup", "cutmix"}
 
 
-@pytest.mark.parametrize("kw,key", [({"mixup_alpha": -0.1}, "mixup_alpha"), ({"prob": 1.5}, "mix_prob"),
-                                    ({"switch_prob": -1}, "mix_switch_prob")])
+@pytest.mark.parametrize(
+    "kw,key",
+    [({"mixup_alpha": -0.1}, "mixup_alpha"), ({"prob": 1.5}, "mix_prob"), ({"switch_prob": -1}, "mix_switch_prob")],
+)
 def test_bad_values_are_user_errors(kw, key):
     with pytest.raises(UserError, match=f"data.{key} is .*--config.data.{key}"):
         M.Mixing(**kw)
@@ -141,7 +146,9 @@ def test_odd_per_process_batch_is_refused(data_dir):
 
 def test_cross_entropy_takes_soft_labels():
     import jax.numpy as jnp
+
     from cnn_jax.train.steps import cross_entropy
+
     logits = jnp.array([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
     hard = cross_entropy(logits, jnp.array([0, 2]))
     np.testing.assert_allclose(cross_entropy(logits, jnp.eye(3)[jnp.array([0, 2])]), hard, rtol=1e-6)
@@ -157,13 +164,18 @@ MIXED = ["--config", "configs/lenet5.py", "--config.data.mixup_alpha=0.2", "--co
 
 
 def _steps(n, every):
-    return [f"--config.num_train_steps={n}", f"--config.log_every_steps={every}",
-            f"--config.eval_every_steps={n}", f"--config.checkpoint_every_steps={n}"]
+    return [
+        f"--config.num_train_steps={n}",
+        f"--config.log_every_steps={every}",
+        f"--config.eval_every_steps={n}",
+        f"--config.checkpoint_every_steps={n}",
+    ]
 
 
 def test_mixed_training_is_the_same_on_one_and_eight_devices(tmp_path, data_dir, capsys):
     from conftest import run_cli
     from helpers import train_losses
+
     args = ["train", *MIXED, "--config.data.randaugment=2,9", *_steps(6, 1)]
     assert run_cli(args + ["--workdir", tmp_path / "one", "--num-devices", "1"], capsys)[0] == 0
     assert run_cli(args + ["--workdir", tmp_path / "eight"], capsys)[0] == 0
@@ -171,8 +183,12 @@ def test_mixed_training_is_the_same_on_one_and_eight_devices(tmp_path, data_dir,
     assert sorted(one) == sorted(eight) == [1, 2, 3, 4, 5, 6]
     np.testing.assert_allclose([one[s] for s in range(1, 7)], [eight[s] for s in range(1, 7)], rtol=1e-5)
     config = json.loads((tmp_path / "one" / "config.json").read_text())["data"]
-    assert (config["mixup_alpha"], config["cutmix_alpha"], config["randaugment"], config["mix_prob"]) == \
-        (0.2, 1.0, "2,9", None)
+    assert (config["mixup_alpha"], config["cutmix_alpha"], config["randaugment"], config["mix_prob"]) == (
+        0.2,
+        1.0,
+        "2,9",
+        None,
+    )
 
 
 def test_digits_training_with_mixup_and_cutmix_learns(tmp_path, data_dir, capsys):
@@ -180,6 +196,7 @@ def test_digits_training_with_mixup_and_cutmix_learns(tmp_path, data_dir, capsys
     # the loss falls from 2.35 to about 1.1 (mixed labels keep it well above 0), top-1 about 85%.
     from conftest import run_cli
     from helpers import train_losses
+
     args = ["train", *MIXED, "--config.optimizer.lr=0.006", "--config.schedule.name=constant", *_steps(90, 10)]
     assert run_cli(args + ["--workdir", tmp_path / "run", "--num-devices", "1"], capsys)[0] == 0
     losses = train_losses(tmp_path / "run")

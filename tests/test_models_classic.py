@@ -6,16 +6,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from cnn_jax import models
-from cnn_jax.report.summary import summarize
-from cnn_jax.errors import UserError
-from cnn_jax.models import googlenet, vgg
-from cnn_jax import layers
 from model_checks import check_params_and_macs, native_shape, output_shape
 
-CLASSIC = ["alexnet", "alexnet_owt", "zfnet", "vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16",
-           "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "googlenet"]
+from cnn_jax import layers, models
+from cnn_jax.errors import UserError
+from cnn_jax.models import googlenet, vgg
+from cnn_jax.report.summary import summarize
+
+CLASSIC = [
+    "alexnet",
+    "alexnet_owt",
+    "zfnet",
+    "vgg11",
+    "vgg11_lrn",
+    "vgg13",
+    "vgg16_c",
+    "vgg16",
+    "vgg19",
+    "vgg11_bn",
+    "vgg13_bn",
+    "vgg16_bn",
+    "vgg19_bn",
+    "googlenet",
+]
 RNGS = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
 
 
@@ -26,8 +39,7 @@ def module_calls(model, shape, train=False, dtype=jnp.float32):
     def record(next_fun, args, kwargs, context):
         out = next_fun(*args, **kwargs)
         if context.method_name == "__call__" and hasattr(out, "shape"):
-            calls.append(("/".join(context.module.path), type(context.module).__name__,
-                          tuple(out.shape), out.dtype))
+            calls.append(("/".join(context.module.path), type(context.module).__name__, tuple(out.shape), out.dtype))
         return out
 
     def run():
@@ -61,6 +73,7 @@ def test_native_input_sizes():
 
 # ---------------------------------------------------------------- AlexNet, ZFNet
 
+
 def test_alexnet_towers_are_grouped_convs():
     _, _, variables = module_calls(models.create_model("alexnet"), native_shape("alexnet"))
     shapes = param_shapes(variables)
@@ -76,8 +89,15 @@ def test_alexnet_layer_order_and_map_sizes():
     calls, _, _ = module_calls(models.create_model("alexnet"), native_shape("alexnet"))
     order = [(path, shape[1]) for path, kind, shape, _ in calls if path and kind in ("Conv", "LRN")]
     # LRN follows conv1 and conv2 (before their pools); 227 input gives the paper's 55x55.
-    assert order == [("conv1", 55), ("lrn1", 55), ("conv2", 27), ("lrn2", 27),
-                     ("conv3", 13), ("conv4", 13), ("conv5", 13)]
+    assert order == [
+        ("conv1", 55),
+        ("lrn1", 55),
+        ("conv2", 27),
+        ("lrn2", 27),
+        ("conv3", 13),
+        ("conv4", 13),
+        ("conv5", 13),
+    ]
 
 
 def test_alexnet_paper_initial_biases():
@@ -92,8 +112,16 @@ def test_alexnet_paper_initial_biases():
     with nn.intercept_methods(record):
         jax.eval_shape(models.create_model("alexnet").init, RNGS, jnp.zeros((1, 227, 227, 3)))
     bias = {k: float(init(jax.random.key(0), (1,))[0]) for k, init in layers.items()}
-    assert bias == {"conv1": 0.0, "conv2": 1.0, "conv3": 0.0, "conv4": 1.0, "conv5": 1.0,
-                    "fc6": 1.0, "fc7": 1.0, "fc8": 0.0}
+    assert bias == {
+        "conv1": 0.0,
+        "conv2": 1.0,
+        "conv3": 0.0,
+        "conv4": 1.0,
+        "conv5": 1.0,
+        "fc6": 1.0,
+        "fc7": 1.0,
+        "fc8": 0.0,
+    }
 
 
 def test_zfnet_map_sizes_are_fig3():
@@ -115,7 +143,7 @@ def test_lrn_is_the_paper_formula():
     x = np.asarray(jax.random.normal(jax.random.key(3), (2, 3, 3, 7)), np.float32)
     y = np.asarray(layers.LRN(size=5, alpha=1e-2, beta=0.75, k=2.0).apply({}, x))
     sq = np.pad(x * x, ((0, 0), (0, 0), (0, 0), (2, 2)))
-    window = sum(sq[..., i:i + 7] for i in range(5))  # maps i-2..i+2, clipped at the ends
+    window = sum(sq[..., i : i + 7] for i in range(5))  # maps i-2..i+2, clipped at the ends
     np.testing.assert_allclose(y, x / (2.0 + 1e-2 * window) ** 0.75, rtol=1e-6)
 
 
@@ -129,12 +157,12 @@ def test_adaptive_avg_pool_matches_torch_windows():
 
 # ---------------------------------------------------------------- VGG
 
+
 def test_vgg_lrn_follows_conv1_only_in_a_lrn():
     calls, _, with_lrn = module_calls(models.create_model("vgg11_lrn"), native_shape("vgg11_lrn"))
     _, _, plain = module_calls(models.create_model("vgg11"), native_shape("vgg11"))
     order = [(path, shape) for path, kind, shape, _ in calls if kind in ("Conv", "LRN")]
-    assert order[:3] == [("conv1_1", (1, 224, 224, 64)), ("lrn1", (1, 224, 224, 64)),
-                         ("conv2_1", (1, 112, 112, 128))]
+    assert order[:3] == [("conv1_1", (1, 224, 224, 64)), ("lrn1", (1, 224, 224, 64)), ("conv2_1", (1, 112, 112, 128))]
     assert sum(kind == "LRN" for _, kind, _, _ in calls) == 1
     assert param_shapes(with_lrn) == param_shapes(plain)  # A-LRN has A's parameters
 
@@ -157,8 +185,7 @@ def test_vgg_bn_puts_batchnorm_after_every_conv():
 
 def _tiny_vgg(**kw):
     # Table-1 shape (five pools: 224 -> 7x7 before FC6) with narrow widths, cheap enough to run.
-    return vgg.VGG((8, "M", 8, "M", 16, "M", 16, "M", 16, "M"), num_classes=5,
-                   fc_features=(32, 24), **kw)
+    return vgg.VGG((8, "M", 8, "M", 16, "M", 16, "M", 16, "M"), num_classes=5, fc_features=(32, 24), **kw)
 
 
 def _numpy_init(model, shape):
@@ -182,13 +209,11 @@ def test_vgg_dense_evaluation_equals_classifier_at_224():
 def test_vgg_dense_evaluation_at_320_averages_a_4x4_score_map():
     x = jax.random.normal(jax.random.key(5), (1, 320, 320, 3))
     variables = _numpy_init(_tiny_vgg(), (1, 224, 224, 3))  # the 224 classifier's parameters
-    logits, state = _tiny_vgg(fully_convolutional=True).apply(variables, x,
-                                                              capture_intermediates=True)
+    logits, state = _tiny_vgg(fully_convolutional=True).apply(variables, x, capture_intermediates=True)
     score_map = state["intermediates"]["fc8"]["__call__"][0]
     assert score_map.shape == (1, 4, 4, 5)  # 320/32 = 10 positions, 10 - 7 + 1 = 4
     assert np.asarray(score_map).std(axis=(1, 2)).min() > 0  # positions see different windows
-    np.testing.assert_allclose(np.asarray(logits), np.asarray(score_map.mean(axis=(1, 2))),
-                               rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(logits), np.asarray(score_map.mean(axis=(1, 2))), rtol=1e-6)
 
 
 @pytest.mark.slow
@@ -203,13 +228,13 @@ def test_vgg11_dense_evaluation_equals_classifier_full_size():
 
 
 def test_vgg16_fully_convolutional_shares_parameters():
-    _, out_fc, fc_vars = module_calls(models.create_model("vgg16", fully_convolutional=True),
-                                      (1, 320, 320, 3))
+    _, out_fc, fc_vars = module_calls(models.create_model("vgg16", fully_convolutional=True), (1, 320, 320, 3))
     _, out, dense_vars = module_calls(models.create_model("vgg16"), (1, 224, 224, 3))
     assert out_fc.shape == out.shape == (1, 1000)
     assert param_shapes(fc_vars) == param_shapes(dense_vars)
-    assert summarize(models.create_model("vgg16", fully_convolutional=True),
-                     (1, 224, 224, 3)).total_macs == 15_470_264_320
+    assert (
+        summarize(models.create_model("vgg16", fully_convolutional=True), (1, 224, 224, 3)).total_macs == 15_470_264_320
+    )
 
 
 def test_vgg_fully_convolutional_refuses_small_inputs():
@@ -223,6 +248,7 @@ def test_vgg_classifier_mode_pools_other_sizes_to_7x7():
 
 
 # ---------------------------------------------------------------- GoogLeNet
+
 
 def test_googlenet_aux_heads_in_training():
     model = models.create_model("googlenet", num_classes=17)
@@ -244,8 +270,14 @@ def test_googlenet_params_with_aux_heads():
     assert s.total_params == 13_378_280
     aux = {r.path: r.params for r in s.rows if r.path.startswith("aux")}
     # 1x1 conv 512->128 (528->128 for 4d), FC 2048->1024, classifier 1024->1000.
-    assert aux == {"aux1/conv": 65_664, "aux1/fc": 2_098_176, "aux1/classifier": 1_025_000,
-                   "aux2/conv": 67_712, "aux2/fc": 2_098_176, "aux2/classifier": 1_025_000}
+    assert aux == {
+        "aux1/conv": 65_664,
+        "aux1/fc": 2_098_176,
+        "aux1/classifier": 1_025_000,
+        "aux2/conv": 67_712,
+        "aux2/fc": 2_098_176,
+        "aux2/classifier": 1_025_000,
+    }
 
 
 def test_googlenet_without_aux_heads_returns_logits_in_training():

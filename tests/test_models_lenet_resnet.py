@@ -1,15 +1,24 @@
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
+from model_checks import check_params_and_macs, output_shape
 
 from cnn_jax import models
 from cnn_jax.errors import UserError
 from cnn_jax.models import lenet
-from model_checks import check_params_and_macs, output_shape
 
-REFERENCED = ["lenet5", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-              "resnet50_v1_5", "resnet101_v1_5", "resnet152_v1_5"]
+REFERENCED = [
+    "lenet5",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnet50_v1_5",
+    "resnet101_v1_5",
+    "resnet152_v1_5",
+]
 
 
 @pytest.mark.parametrize("name", REFERENCED)
@@ -21,8 +30,13 @@ def test_params_and_macs_equal_the_reference_exactly(name):
 # paper's option-A networks (3x3 convs without bias, BN gamma/beta, 64->10 FC with bias),
 # computed by hand for ResNet-20: 432+32 + 3*2*(2304+32) + (4608+64 + 5*(9216+64))
 # + (18432+128 + 5*(36864+128)) + 650 = 269,722; each further block pair adds 194,432.
-CIFAR_PARAMS = {"resnet20": 269_722, "resnet32": 464_154, "resnet44": 658_586,
-                "resnet56": 853_018, "resnet110": 1_727_962}
+CIFAR_PARAMS = {
+    "resnet20": 269_722,
+    "resnet32": 464_154,
+    "resnet44": 658_586,
+    "resnet56": 853_018,
+    "resnet110": 1_727_962,
+}
 
 
 @pytest.mark.parametrize("name,params", sorted(CIFAR_PARAMS.items()))
@@ -36,8 +50,9 @@ def test_v1_and_v1_5_differ_only_in_macs():
     assert v15["macs"] - v1["macs"] == 4_089_184_256 - 3_857_973_248
 
 
-@pytest.mark.parametrize("name,classes", [("resnet50", 1000), ("resnet18", 17), ("resnet20", 10),
-                                          ("lenet5", 10), ("lenet5", 7)])
+@pytest.mark.parametrize(
+    "name,classes", [("resnet50", 1000), ("resnet18", 17), ("resnet20", 10), ("lenet5", 10), ("lenet5", 7)]
+)
 def test_output_shapes(name, classes):
     assert output_shape(name, classes).shape == (2, classes)
 

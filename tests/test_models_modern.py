@@ -5,15 +5,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from cnn_jax import models
-from cnn_jax.report.summary import summarize
-from cnn_jax.errors import UserError
-from cnn_jax.models import inception_v3 as iv3
 from model_checks import check_params_and_macs, native_shape, output_shape
 
-NAMES = ["inception_v3", "inception_resnet_v2", "xception", "densenet121", "densenet169",
-         "densenet201", "densenet161", "mobilenet_v1"]
+from cnn_jax import models
+from cnn_jax.errors import UserError
+from cnn_jax.models import inception_v3 as iv3
+from cnn_jax.report.summary import summarize
+
+NAMES = [
+    "inception_v3",
+    "inception_resnet_v2",
+    "xception",
+    "densenet121",
+    "densenet169",
+    "densenet201",
+    "densenet161",
+    "mobilenet_v1",
+]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -34,8 +42,13 @@ def test_inception_v3_aux_head_params_exist_in_training_init():
     s = summarize(models.create_model("inception_v3"), native_shape("inception_v3"), train=True)
     assert s.total_params == 27_161_264 == 23_834_568 + 3_326_696
     aux_rows = {r.path: r.params for r in s.rows if r.path.startswith("aux/")}
-    assert aux_rows == {"aux/conv0/conv": 98_304, "aux/conv0/bn": 256, "aux/conv1/conv": 2_457_600,
-                        "aux/conv1/bn": 1_536, "aux/fc": 769_000}
+    assert aux_rows == {
+        "aux/conv0/conv": 98_304,
+        "aux/conv0/bn": 256,
+        "aux/conv1/conv": 2_457_600,
+        "aux/conv1/bn": 1_536,
+        "aux/fc": 769_000,
+    }
 
 
 def _train_outputs(model, shape):
@@ -44,15 +57,13 @@ def _train_outputs(model, shape):
 
     def run(x):
         variables = model.init(rngs, x, train=True)
-        return model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)},
-                           mutable=["batch_stats"])
+        return model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)}, mutable=["batch_stats"])
 
     return jax.eval_shape(run, jax.ShapeDtypeStruct(shape, jnp.float32))
 
 
 def test_inception_v3_returns_aux_logits_only_in_training():
-    (logits, aux), state = _train_outputs(models.create_model("inception_v3", num_classes=10),
-                                          (2, 299, 299, 3))
+    (logits, aux), state = _train_outputs(models.create_model("inception_v3", num_classes=10), (2, 299, 299, 3))
     assert logits.shape == aux.shape == (2, 10) and logits.dtype == aux.dtype == jnp.float32
     assert "aux" in state["batch_stats"]
     assert output_shape("inception_v3", 10, train=False).shape == (2, 10)
@@ -67,14 +78,23 @@ def test_inception_v3_without_aux_head_returns_logits_in_training():
 def test_inception_v3_aux_head_below_299_is_a_clear_error():
     with pytest.raises(UserError, match="aux_logits=False"):
         _train_outputs(models.create_model("inception_v3"), (1, 298, 298, 3))
-    logits, _ = _train_outputs(models.create_model("inception_v3", aux_logits=False),
-                               (1, 75, 75, 3))  # Keras's minimum input size
+    logits, _ = _train_outputs(
+        models.create_model("inception_v3", aux_logits=False), (1, 75, 75, 3)
+    )  # Keras's minimum input size
     assert logits.shape == (1, 1000)
 
 
-@pytest.mark.parametrize("name,classes", [("inception_v3", 17), ("inception_resnet_v2", 5),
-                                          ("xception", 10), ("densenet121", 100),
-                                          ("densenet161", 3), ("mobilenet_v1", 37)])
+@pytest.mark.parametrize(
+    "name,classes",
+    [
+        ("inception_v3", 17),
+        ("inception_resnet_v2", 5),
+        ("xception", 10),
+        ("densenet121", 100),
+        ("densenet161", 3),
+        ("mobilenet_v1", 37),
+    ],
+)
 def test_output_shapes_other_class_counts(name, classes):
     out = output_shape(name, classes)
     assert out.shape == (2, classes) and out.dtype == jnp.float32
@@ -94,7 +114,10 @@ def test_mobilenet_width_multiplier_half():
 def test_inception_branch_names_follow_tf_slim():
     ops = iv3.BLOCK_E[2][1]
     assert iv3.branch_names("branch3x3dbl", ops) == [
-        "branch3x3dbl_1", "branch3x3dbl_2", ("branch3x3dbl_3a", "branch3x3dbl_3b")]
+        "branch3x3dbl_1",
+        "branch3x3dbl_2",
+        ("branch3x3dbl_3a", "branch3x3dbl_3b"),
+    ]
     assert iv3.branch_names("branch_pool", iv3.block_a(32)[3][1]) == [None, "branch_pool"]
 
 
@@ -113,8 +136,7 @@ def test_inception_resnet_v2_keras_layer_details():
     v = _param_shapes("inception_resnet_v2")
     p = v["params"]
     # the up-projection restores the block width and has a bias; conv-BN units have no gamma
-    assert jax.tree.map(lambda a: a.shape, p["block35_1"]["conv"]) == {
-        "kernel": (1, 1, 128, 320), "bias": (320,)}
+    assert jax.tree.map(lambda a: a.shape, p["block35_1"]["conv"]) == {"kernel": (1, 1, 128, 320), "bias": (320,)}
     assert jax.tree.map(lambda a: a.shape, p["block8_10"]["conv"])["kernel"] == (1, 1, 448, 2080)
     assert set(p["conv_7b"]["bn"]) == {"bias"}
     assert sum(1 for k in p if k.startswith("block35_")) == 10
@@ -126,18 +148,34 @@ def test_densenet_module_names_are_keras_names():
     p = _param_shapes("densenet121")["params"]
     leaves = jax.tree_util.tree_leaves_with_path(p)
     flat = {"_".join(k.key for k in path[:-1]) for path, _ in leaves}
-    assert {"conv1_conv", "conv1_bn", "conv2_block1_0_bn", "conv2_block1_1_conv",
-            "conv2_block6_2_conv", "pool2_bn", "pool2_conv", "conv5_block16_2_conv", "bn",
-            "predictions"} <= flat
+    assert {
+        "conv1_conv",
+        "conv1_bn",
+        "conv2_block1_0_bn",
+        "conv2_block1_1_conv",
+        "conv2_block6_2_conv",
+        "pool2_bn",
+        "pool2_conv",
+        "conv5_block16_2_conv",
+        "bn",
+        "predictions",
+    } <= flat
     assert p["conv2_block6"]["2_conv"]["kernel"].shape == (3, 3, 128, 32)
     assert p["pool4"]["conv"]["kernel"].shape == (1, 1, 1024, 512)  # compression 0.5
 
 
 def test_bn_epsilons_follow_the_reference_implementation():
     eps = {name: models.create_model(name).bn_epsilon for name in NAMES}
-    assert eps == {"inception_v3": 1e-3, "inception_resnet_v2": 1e-3, "xception": 1e-3,
-                   "densenet121": 1.001e-5, "densenet169": 1.001e-5, "densenet201": 1.001e-5,
-                   "densenet161": 1e-5, "mobilenet_v1": 1e-3}
+    assert eps == {
+        "inception_v3": 1e-3,
+        "inception_resnet_v2": 1e-3,
+        "xception": 1e-3,
+        "densenet121": 1.001e-5,
+        "densenet169": 1.001e-5,
+        "densenet201": 1.001e-5,
+        "densenet161": 1e-5,
+        "mobilenet_v1": 1e-3,
+    }
 
 
 def _he_variables(model, shape, seed=0):
@@ -163,8 +201,7 @@ def test_mobilenet_bfloat16_compute_float32_params():
     variables = _he_variables(model, x.shape)
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables["params"]))
     jaxpr = jax.make_jaxpr(model.apply)(variables, x)
-    conv_dtypes = {e.invars[0].aval.dtype for e in jaxpr.jaxpr.eqns
-                   if e.primitive.name == "conv_general_dilated"}
+    conv_dtypes = {e.invars[0].aval.dtype for e in jaxpr.jaxpr.eqns if e.primitive.name == "conv_general_dilated"}
     assert conv_dtypes == {jnp.dtype(jnp.bfloat16)}
     logits, logits32 = jax.jit(lambda v, x: (model.apply(v, x), model32.apply(v, x)))(variables, x)
     assert logits.dtype == jnp.float32 and logits.shape == (2, 10)
@@ -177,19 +214,22 @@ def test_mobilenet_bfloat16_compute_float32_params():
 # are taken in creation order (its `model.layers` is topological, not creation order), which is
 # the order our modules are called in; every weight is copied and shape-checked, so this also
 # compares the parameter count layer by layer.
-KERAS_CASES = [("mobilenet_v1", {}, "MobileNet", {}),
-               ("mobilenet_v1", {"alpha": 0.5}, "MobileNet", {"alpha": 0.5}),
-               ("densenet121", {}, "DenseNet121", {}),
-               ("densenet169", {}, "DenseNet169", {}),
-               ("densenet201", {}, "DenseNet201", {}),
-               ("xception", {}, "Xception", {}),
-               ("inception_v3", {"bn_scale": False}, "InceptionV3", {}),
-               ("inception_resnet_v2", {}, "InceptionResNetV2", {})]
+KERAS_CASES = [
+    ("mobilenet_v1", {}, "MobileNet", {}),
+    ("mobilenet_v1", {"alpha": 0.5}, "MobileNet", {"alpha": 0.5}),
+    ("densenet121", {}, "DenseNet121", {}),
+    ("densenet169", {}, "DenseNet169", {}),
+    ("densenet201", {}, "DenseNet201", {}),
+    ("xception", {}, "Xception", {}),
+    ("inception_v3", {"bn_scale": False}, "InceptionV3", {}),
+    ("inception_resnet_v2", {}, "InceptionResNetV2", {}),
+]
 
 
 def _keras_model_and_layers(fn_name, **kw):
     """The Keras model and its weighted layers in the order they were created."""
     import os
+
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import keras
 
@@ -233,6 +273,7 @@ def _calibrate_keras_bn(model, layers, x, rng):
 def _keras_to_flax(layers, rows):
     """Copy Keras weights into a flax variables dict, pairing layers with our layer rows."""
     from keras import ops
+
     numpy = lambda v: np.asarray(ops.convert_to_numpy(v))
     variables = {"params": {}, "batch_stats": {}}
     rows = iter(rows)
@@ -265,8 +306,7 @@ def _keras_to_flax(layers, rows):
             if layer.gamma is not None:
                 leaves["scale"] = numpy(layer.gamma)
             put("params", row, leaves)
-            put("batch_stats", row, {"mean": numpy(layer.moving_mean),
-                                     "var": numpy(layer.moving_variance)})
+            put("batch_stats", row, {"mean": numpy(layer.moving_mean), "var": numpy(layer.moving_variance)})
         else:
             raise AssertionError(f"unexpected Keras layer {layer.name} ({kind})")
     assert next(rows, None) is None, "our model has more weighted layers than Keras's"
@@ -274,8 +314,7 @@ def _keras_to_flax(layers, rows):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,kw,keras_fn,keras_kw", KERAS_CASES,
-                         ids=[f"{c[0]}{c[1] or ''}" for c in KERAS_CASES])
+@pytest.mark.parametrize("name,kw,keras_fn,keras_kw", KERAS_CASES, ids=[f"{c[0]}{c[1] or ''}" for c in KERAS_CASES])
 def test_same_weights_give_keras_logits(name, kw, keras_fn, keras_kw):
     keras_model, layers = _keras_model_and_layers(keras_fn, **keras_kw)
     rng = np.random.default_rng(0)
@@ -286,8 +325,7 @@ def test_same_weights_give_keras_logits(name, kw, keras_fn, keras_kw):
     assert s.total_params == sum(int(np.prod(w.shape)) for w in keras_model.trainable_weights)
     variables = _keras_to_flax(layers, [r for r in s.rows if r.params])
     expected = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape)))
-    assert (jax.tree.map(lambda a: a.shape, variables)
-            == jax.tree.map(lambda a: a.shape, dict(expected)))
+    assert jax.tree.map(lambda a: a.shape, variables) == jax.tree.map(lambda a: a.shape, dict(expected))
 
     x = rng.normal(0, 1, shape).astype("float32")
     want = np.asarray(keras_model(x, training=False))

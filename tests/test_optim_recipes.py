@@ -6,13 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
 from conftest import ROOT
+
 from cnn_jax.config import base_config, cpu_variant
 from cnn_jax.errors import UserError
 from cnn_jax.train.optim import base_learning_rate, learning_rate_schedule, make_optimizer
 
-A = np.array([0.5, 2.0, -3.0, 10.0])     # a quadratic f(w) = sum(A w^2) / 2, gradient A w
+A = np.array([0.5, 2.0, -3.0, 10.0])  # a quadratic f(w) = sum(A w^2) / 2, gradient A w
 W0 = np.array([1.0, -2.0, 0.5, 0.3])
 
 
@@ -49,7 +49,7 @@ def _tf_rmsprop(lrs, rho=0.9, eps=1.0, momentum=0.9, ms0=1.0) -> np.ndarray:
 def test_rmsprop_is_tensorflows_with_the_accumulator_at_one():
     # The rate halves every step, so the test also pins where it enters: inside the momentum
     # (TF: mom = m mom + lr g / rms), not outside it.
-    lrs = [0.045 * 0.5 ** t for t in range(6)]
+    lrs = [0.045 * 0.5**t for t in range(6)]
     ours = _optax_trajectory(_rmsprop_config(1.0), optax.exponential_decay(0.045, 1, 0.5), 6)
     np.testing.assert_allclose(ours, _tf_rmsprop(lrs), atol=1e-6, rtol=0)
     # First step, by hand: ms = 0.9 + 0.1 g^2; w1 = w0 - 0.045 g / sqrt(ms + 1); g = A W0.
@@ -71,7 +71,7 @@ def _lr_config(lr, batch, reference, warmup_epochs=0.0):
 
 
 def test_linear_scaling_rule():
-    assert base_learning_rate(_lr_config(0.1, 1024, 0)) == 0.1            # off: lr as given
+    assert base_learning_rate(_lr_config(0.1, 1024, 0)) == 0.1  # off: lr as given
     assert base_learning_rate(_lr_config(0.1, 1024, 256)) == pytest.approx(0.4)
     assert base_learning_rate(_lr_config(0.1, 32, 256)) == pytest.approx(0.0125)
     # Warmup (Goyal et al.: 5 epochs) ramps to the scaled rate: 10 steps per epoch, 1 epoch.

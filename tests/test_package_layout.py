@@ -10,8 +10,16 @@ import cnn_jax
 
 PACKAGE = pathlib.Path(cnn_jax.__file__).parent
 # What a kernel, an FFI call, a custom VJP or a switch looks like in source.
-KERNEL_MARKS = ("custom_vjp", "custom_jvp", "jax.ffi", "ffi_call", "TraceSwitch", "ctypes",
-                "lax.conv_general_dilated", "defvjp")
+KERNEL_MARKS = (
+    "custom_vjp",
+    "custom_jvp",
+    "jax.ffi",
+    "ffi_call",
+    "TraceSwitch",
+    "ctypes",
+    "lax.conv_general_dilated",
+    "defvjp",
+)
 NOT_FAMILIES = {"__init__.py", "registry.py"}
 FAMILY_IMPORTS = ("cnn_jax.layers", "cnn_jax.models", "cnn_jax.errors")
 
@@ -48,14 +56,20 @@ def test_family_files_import_only_the_building_blocks():
         if path.name in NOT_FAMILIES:
             continue
         ours = {m for m in imported_modules(path) if m.startswith("cnn_jax")}
-        wrong = sorted(m for m in ours if not any(m == p or m.startswith(p + ".") for p in FAMILY_IMPORTS)
-                       or m.startswith("cnn_jax.layers."))
+        wrong = sorted(
+            m
+            for m in ours
+            if not any(m == p or m.startswith(p + ".") for p in FAMILY_IMPORTS) or m.startswith("cnn_jax.layers.")
+        )
         assert not wrong, f"{path.name} imports {wrong}; a family imports the package cnn_jax.layers only"
 
 
 def test_library_modules_hold_no_argument_parsing():
-    parsers = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
-                     if "argparse" in imported_modules(p) and p.parent.name != "cli")
+    parsers = sorted(
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if "argparse" in imported_modules(p) and p.parent.name != "cli"
+    )
     assert not parsers, f"argument parsing outside cnn_jax/cli: {parsers}"
 
 

@@ -5,11 +5,11 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
+
+from cnn_jax.errors import UserError
 from cnn_jax.report import plots
 from cnn_jax.report.table import table_row
-from cnn_jax.errors import UserError
 
 RESULTS = [  # results.json-like records; MACs and params are the reference figures
     {"model": "lenet5", "dataset": "digits", "params": 60_000, "macs": 326_520, "top1": 0.9833, "top5": 1.0},
@@ -22,6 +22,7 @@ RESULTS = [  # results.json-like records; MACs and params are the reference figu
 def _picture(path):
     """The PNG as an array, and how much of it is not background."""
     import matplotlib.image
+
     image = matplotlib.image.imread(path)
     ink = np.mean(np.any(image[..., :3] < 0.9, axis=-1))
     return image, ink
@@ -32,7 +33,8 @@ def test_accuracy_vs_macs_plots_each_finished_run(tmp_path):
     points = plots.plot_accuracy_vs_macs(rows, tmp_path / "acc.png")
     # The failed run has no top-1: three points, each exactly its run's numbers.
     assert [(p["label"], p["macs"], p["params"]) for p in points] == [
-        (r["model"], r["macs"], r["params"]) for r in RESULTS[:3]]
+        (r["model"], r["macs"], r["params"]) for r in RESULTS[:3]
+    ]
     assert [p["top1"] for p in points] == pytest.approx([98.33, 95.67, 91.0])
     assert [p["published_top1"] for p in points] == [99.05, None, None]
     image, ink = _picture(tmp_path / "acc.png")
@@ -63,18 +65,27 @@ def _write_metrics(workdir, records, model):
 
 def test_learning_curves_read_metrics_and_keep_the_last_record_of_a_step(tmp_path):
     a, b = tmp_path / "a", tmp_path / "lenet5"
-    _write_metrics(a, [
-        {"step": 10, "train/loss": 2.0, "epoch": 0.5}, {"step": 20, "train/loss": 1.5, "epoch": 1.0},
-        {"step": 20, "val/top1": 0.5, "val/top5": 0.9, "epoch": 1.0},
-        # resumed from step 10: steps 20 is logged again, the last record wins
-        {"step": 20, "train/loss": 1.4, "epoch": 1.0}, {"step": 20, "val/top1": 0.55, "epoch": 1.0},
-        {"step": 40, "train/loss": 0.9, "epoch": 2.0}, {"step": 40, "val/top1": 0.75, "epoch": 2.0},
-    ], "resnet20")
+    _write_metrics(
+        a,
+        [
+            {"step": 10, "train/loss": 2.0, "epoch": 0.5},
+            {"step": 20, "train/loss": 1.5, "epoch": 1.0},
+            {"step": 20, "val/top1": 0.5, "val/top5": 0.9, "epoch": 1.0},
+            # resumed from step 10: steps 20 is logged again, the last record wins
+            {"step": 20, "train/loss": 1.4, "epoch": 1.0},
+            {"step": 20, "val/top1": 0.55, "epoch": 1.0},
+            {"step": 40, "train/loss": 0.9, "epoch": 2.0},
+            {"step": 40, "val/top1": 0.75, "epoch": 2.0},
+        ],
+        "resnet20",
+    )
     _write_metrics(b, [{"step": 5, "train/loss": 2.3, "epoch": 0.25}], "lenet5")
     curves = plots.plot_learning_curves([a, b], tmp_path / "curves.png")
     assert curves == {
-        "a (resnet20)": {"train_loss": [(0.5, 2.0), (1.0, 1.4), (2.0, 0.9)],
-                         "val_top1": [(1.0, pytest.approx(55.0)), (2.0, pytest.approx(75.0))]},
+        "a (resnet20)": {
+            "train_loss": [(0.5, 2.0), (1.0, 1.4), (2.0, 0.9)],
+            "val_top1": [(1.0, pytest.approx(55.0)), (2.0, pytest.approx(75.0))],
+        },
         "lenet5": {"train_loss": [(0.25, 2.3)], "val_top1": []},
     }
     image, ink = _picture(tmp_path / "curves.png")
@@ -83,18 +94,21 @@ def test_learning_curves_read_metrics_and_keep_the_last_record_of_a_step(tmp_pat
 
 def test_plot_table_writes_both_figures(tmp_path):
     a = tmp_path / "lenet5"
-    _write_metrics(a, [{"step": 10, "train/loss": 1.0, "epoch": 1.0}, {"step": 10, "val/top1": 0.9, "epoch": 1.0}],
-                   "lenet5")
+    _write_metrics(
+        a, [{"step": 10, "train/loss": 1.0, "epoch": 1.0}, {"step": 10, "val/top1": 0.9, "epoch": 1.0}], "lenet5"
+    )
     written = plots.plot_table([table_row(RESULTS[0])], [a], tmp_path / "table.png")
     assert written == [tmp_path / "table.png", tmp_path / "table_curves.png"]
     assert all(p.stat().st_size > 10_000 for p in written)
 
 
 def test_sweep_plot_shows_completed_and_pruned_trials(tmp_path):
-    trials = [{"state": "COMPLETE", "value": 97.0, "params": {"lr": 0.003, "opt": "sgd"}},
-              {"state": "COMPLETE", "value": 90.0, "params": {"lr": 0.01, "opt": "adamw"}},
-              {"state": "PRUNED", "value": 40.0, "params": {"lr": 0.0003, "opt": "sgd"}},
-              {"state": "FAIL", "value": None, "params": {"lr": 0.1, "opt": "sgd"}}]
+    trials = [
+        {"state": "COMPLETE", "value": 97.0, "params": {"lr": 0.003, "opt": "sgd"}},
+        {"state": "COMPLETE", "value": 90.0, "params": {"lr": 0.01, "opt": "adamw"}},
+        {"state": "PRUNED", "value": 40.0, "params": {"lr": 0.0003, "opt": "sgd"}},
+        {"state": "FAIL", "value": None, "params": {"lr": 0.1, "opt": "sgd"}},
+    ]
     plotted = plots.plot_sweep(trials, {"lr": "log", "opt": "categorical"}, "top1 %", tmp_path / "sweep.png")
     assert plotted["lr"] == {"complete": [(0.003, 97.0), (0.01, 90.0)], "pruned": [(0.0003, 40.0)]}
     assert plotted["opt"] == {"complete": [("sgd", 97.0), ("adamw", 90.0)], "pruned": [("sgd", 40.0)]}
@@ -112,7 +126,14 @@ def test_reproduce_draws_the_suite_next_to_its_published_numbers(tmp_path, data_
     results = json.loads((tmp_path / "wd" / "lenet5" / "results.json").read_text())
     # The failed entry (batch 12 over 8 devices) has no top-1: one point, the run's, with the paper's.
     points = plots.accuracy_points([table_row(results, {"top1": 99.05}, "lenet5")])
-    assert points == [{"label": "lenet5", "macs": 326_520, "params": 60_000, "top1": pytest.approx(100 * results["top1"]),
-                       "published_top1": 99.05}]
+    assert points == [
+        {
+            "label": "lenet5",
+            "macs": 326_520,
+            "params": 60_000,
+            "top1": pytest.approx(100 * results["top1"]),
+            "published_top1": 99.05,
+        }
+    ]
     assert _picture(tmp_path / "wd" / "table.png")[1] > 0.02
     assert _picture(tmp_path / "wd" / "table_curves.png")[1] > 0.02

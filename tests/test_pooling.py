@@ -7,24 +7,31 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnn_jax.layers import pooling
-from cnn_jax.layers import ConvBN, max_pool_ceil
+from cnn_jax.layers import ConvBN, max_pool_ceil, pooling
 
 # Inputs on a coarse grid, so that windows hold tied maxima.
 X = jnp.round(jax.random.normal(jax.random.key(0), (2, 13, 12, 5)) * 2) / 2
 
 # (window, strides, padding) as the models use them: ResNet/DenseNet's stem, VGG, Inception
 # and AlexNet ('VALID' 3x3/2), Xception ('SAME', asymmetric), GoogLeNet's 3x3/1 branch.
-CASES = [((3, 3), (2, 2), ((1, 1), (1, 1))), ((2, 2), (2, 2), "VALID"), ((3, 3), (2, 2), "VALID"),
-         ((3, 3), (2, 2), "SAME"), ((3, 3), (1, 1), ((1, 1), (1, 1))), ((2, 3), (1, 2), ((0, 1), (2, 0)))]
+CASES = [
+    ((3, 3), (2, 2), ((1, 1), (1, 1))),
+    ((2, 2), (2, 2), "VALID"),
+    ((3, 3), (2, 2), "VALID"),
+    ((3, 3), (2, 2), "SAME"),
+    ((3, 3), (1, 1), ((1, 1), (1, 1))),
+    ((2, 3), (1, 2), ((0, 1), (2, 0))),
+]
 
 
 def _value_and_grad(impl, fn, x):
     out = jax.eval_shape(fn, x)
     cotangent = jax.random.normal(jax.random.key(1), out.shape, out.dtype)
+
     def value_and_grad(x):
         y, vjp = jax.vjp(fn, x)
         return y, vjp(cotangent)[0]
+
     with pooling.pool_impl(impl):
         return jax.jit(value_and_grad)(x)
 
@@ -57,7 +64,7 @@ def test_ceil_mode_pooling_and_bfloat16_keep_jax_results():
         assert y1.shape == y0.shape == (2, 6, 6, 5) and y1.dtype == g1.dtype == x.dtype
         np.testing.assert_array_equal(y1, y0)
         # XLA's bfloat16 gradient rounds after each overlapping window's share, ours once.
-        np.testing.assert_allclose(np.asarray(g1, np.float32), np.asarray(g0, np.float32), rtol=2 ** -6, atol=1e-2)
+        np.testing.assert_allclose(np.asarray(g1, np.float32), np.asarray(g0, np.float32), rtol=2**-6, atol=1e-2)
 
 
 @pytest.mark.parametrize("window,strides,padding", CASES)
@@ -116,18 +123,21 @@ def test_parameter_gradients_through_the_pool_match():
 
 def test_unknown_pool_impl_is_a_user_error(tmp_path, data_dir, capsys):
     from helpers import assert_unknown_impl_refused
+
     assert_unknown_impl_refused(pooling.SWITCH, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("platform,impl", [("cpu", "offsets"), ("gpu", "xla"), ("tpu", "xla")])
 def test_auto_resolves_per_platform(platform, impl):
     from cnn_jax.config import base_config, resolve_for_platform
+
     assert resolve_for_platform(base_config(), platform).pool_impl == impl
 
 
-
 def test_a_batch_sharded_over_8_devices_gives_the_same_gradient_without_communication():
-    from jax.sharding import NamedSharding, PartitionSpec as P
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
     mesh = jax.make_mesh((8,), ("data",))
     x = jnp.round(jax.random.normal(jax.random.key(3), (16, 9, 9, 4)) * 2) / 2
     grad = jax.grad(lambda x: jnp.sum(pooling.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1))) ** 2))

@@ -22,7 +22,7 @@ def _np(x):
 def rgb():
     rs = np.random.RandomState(0)
     arr = rs.randint(0, 256, (24, 20, 3)).astype(np.uint8)
-    arr[:, :5] = rs.randint(60, 90, (24, 5, 3))      # a low-contrast band, so equalize has work
+    arr[:, :5] = rs.randint(60, 90, (24, 5, 3))  # a low-contrast band, so equalize has work
     return arr
 
 
@@ -31,7 +31,7 @@ def test_solarize_posterize_translate_by_hand():
     assert _np(RA.solarize(column, 128.0)).ravel().tolist() == [0, 63, 64, 127, 127, 55, 0]
     assert _np(RA.posterize(column, 2)).ravel().tolist() == [0, 0, 64, 64, 128, 192, 192]
     assert _np(RA.posterize(column, 8)).ravel().tolist() == _np(column).ravel().tolist()
-    image = tf.reshape(tf.range(1.0, 7.0), [2, 3, 1])              # [[1 2 3] [4 5 6]]
+    image = tf.reshape(tf.range(1.0, 7.0), [2, 3, 1])  # [[1 2 3] [4 5 6]]
     np.testing.assert_array_equal(_np(RA.translate_x(image, 1.0))[..., 0], [[128, 1, 2], [128, 4, 5]])
     np.testing.assert_array_equal(_np(RA.translate_x(image, -2.0))[..., 0], [[3, 128, 128], [6, 128, 128]])
     np.testing.assert_array_equal(_np(RA.translate_y(image, -1.0))[..., 0], [[4, 5, 6], [128, 128, 128]])
@@ -55,12 +55,18 @@ PIL_CASES = {
     "brightness": (lambda x: RA.brightness(x, 0.3), lambda p: ImageEnhance.Brightness(p).enhance(0.3)),
     "sharpness": (lambda x: RA.sharpness(x, 1.7), lambda p: ImageEnhance.Sharpness(p).enhance(1.7)),
     # Shears of 0.23 avoid sampling exactly half-way between pixels, where rounding ties differ.
-    "shear_x": (lambda x: RA.shear_x(x, 0.23),
-                lambda p: p.transform(p.size, Image.AFFINE, (1, 0.23, 0, 0, 1, 0), fillcolor=(128,) * 3)),
-    "shear_y": (lambda x: RA.shear_y(x, -0.23),
-                lambda p: p.transform(p.size, Image.AFFINE, (1, 0, 0, -0.23, 1, 0), fillcolor=(128,) * 3)),
-    "translate_x": (lambda x: RA.translate_x(x, 3.0),
-                    lambda p: p.transform(p.size, Image.AFFINE, (1, 0, -3, 0, 1, 0), fillcolor=(128,) * 3)),
+    "shear_x": (
+        lambda x: RA.shear_x(x, 0.23),
+        lambda p: p.transform(p.size, Image.AFFINE, (1, 0.23, 0, 0, 1, 0), fillcolor=(128,) * 3),
+    ),
+    "shear_y": (
+        lambda x: RA.shear_y(x, -0.23),
+        lambda p: p.transform(p.size, Image.AFFINE, (1, 0, 0, -0.23, 1, 0), fillcolor=(128,) * 3),
+    ),
+    "translate_x": (
+        lambda x: RA.translate_x(x, 3.0),
+        lambda p: p.transform(p.size, Image.AFFINE, (1, 0, -3, 0, 1, 0), fillcolor=(128,) * 3),
+    ),
     "rotate": (lambda x: RA.rotate(x, 20.0), lambda p: p.rotate(20, fillcolor=(128,) * 3)),
 }
 
@@ -82,11 +88,12 @@ def test_magnitude_zero_leaves_the_image_unchanged(rgb):
 
 def test_magnitude_ten_is_the_strongest_setting(rgb):
     x = tf.constant(rgb, tf.float32)
-    np.testing.assert_array_equal(_np(RA.apply_op("solarize", x, 10)), 255.0 - rgb)       # threshold 0
+    np.testing.assert_array_equal(_np(RA.apply_op("solarize", x, 10)), 255.0 - rgb)  # threshold 0
     np.testing.assert_array_equal(_np(RA.apply_op("posterize", x, 10)), rgb // 16 * 16)  # 4 bits
-    np.testing.assert_array_equal(_np(RA.apply_op("posterize", x, 9)), rgb // 8 * 8)     # 8 - int(3.6)
-    np.testing.assert_array_equal(_np(RA.apply_op("brightness", x, 10, -1.0)),
-                                  np.floor(rgb * np.float32(0.1)))                        # factor 1 - 0.9
+    np.testing.assert_array_equal(_np(RA.apply_op("posterize", x, 9)), rgb // 8 * 8)  # 8 - int(3.6)
+    np.testing.assert_array_equal(
+        _np(RA.apply_op("brightness", x, 10, -1.0)), np.floor(rgb * np.float32(0.1))
+    )  # factor 1 - 0.9
     # translate 45% of the 20-pixel width: 9 columns of grey fill.
     moved = _np(RA.apply_op("translate_x", x, 10))
     assert (moved[:, :9] == 128).all() and np.array_equal(moved[:, 9:], rgb[:, :11])
@@ -126,9 +133,9 @@ def test_recipe_option_in_a_tf_data_graph_with_unknown_shapes(rgb):
 
     pairs = list(images.map(fn, num_parallel_calls=2).as_numpy_iterator())
     again = list(images.map(fn).as_numpy_iterator())
-    for (with_ra, without), (with_ra2, _) in zip(pairs, again):
+    for (with_ra, _), (with_ra2, _) in zip(pairs, again):
         assert with_ra.shape == (16, 16, 3) and np.isfinite(with_ra).all()
         np.testing.assert_array_equal(with_ra, with_ra2)
-    assert sum(np.abs(a - b).max() > 0.01 for a, b in pairs) >= 3    # RandAugment changed most of them
+    assert sum(np.abs(a - b).max() > 0.01 for a, b in pairs) >= 3  # RandAugment changed most of them
     with pytest.raises(UserError, match="randaugment"):
         R.get_recipe("cifar", randaugment="9")

@@ -9,10 +9,19 @@ from cnn_jax import models
 from cnn_jax.models.registry import reference_numbers
 
 # Checked exactly by their own files' tests, with more figures than the two totals.
-ELSEWHERE = {"googlenet_tv": "test_torchvision_variants.py",
-             **{name: "test_densenet_cifar.py" for name in (
-                 "densenet40_k12", "densenet100_k12", "densenet_bc100_k12", "densenet_bc250_k24",
-                 "densenet_bc190_k40")}}
+ELSEWHERE = {
+    "googlenet_tv": "test_torchvision_variants.py",
+    **{
+        name: "test_densenet_cifar.py"
+        for name in (
+            "densenet40_k12",
+            "densenet100_k12",
+            "densenet_bc100_k12",
+            "densenet_bc250_k24",
+            "densenet_bc190_k40",
+        )
+    },
+}
 
 
 def test_every_referenced_model_has_an_exact_count_check():

@@ -46,8 +46,14 @@ def _env(devices: int) -> dict:
 
 
 def _popen(command, devices, root):
-    return subprocess.Popen([sys.executable, *map(str, command)], env=_env(devices), cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, *map(str, command)],
+        env=_env(devices),
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _train(args, root, devices=1):
@@ -127,8 +133,23 @@ def test_two_processes_reach_the_single_process_state(tmp_path, data_dir, root):
     args = [*EVERY_PART, "--config.num_train_steps=12", "--config.checkpoint_every_steps=12", "--config.conv_impl=xla"]
     single = _train([*args, "--workdir", tmp_path / "single"], root, devices=2)
     port = _free_port()
-    procs = [_train([*args, "--workdir", tmp_path / "multi", "--coordinator", f"127.0.0.1:{port}",
-                     "--num-processes", "2", "--process-id", i], root) for i in range(2)]
+    procs = [
+        _train(
+            [
+                *args,
+                "--workdir",
+                tmp_path / "multi",
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                i,
+            ],
+            root,
+        )
+        for i in range(2)
+    ]
     for p in [*procs, single]:
         _finished(p)
     diffs = max_state_diffs(final_state(tmp_path / "single"), final_state(tmp_path / "multi"))

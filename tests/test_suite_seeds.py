@@ -24,9 +24,21 @@ SUITES = ["digits", "cifar10_resnet", "imagenet_classic", "seed_table"]
 
 
 def _results(top1, model="lenet5", dataset="digits", top5=0.99, size=32):
-    return {"model": model, "dataset": dataset, "params": 60_000, "macs": 326_520, "top1": top1, "top5": top5,
-            "status": "completed", "epochs": 20.0, "wall_time_s": 40.0, "images_per_s": 300.0, "devices": 1,
-            "steps": 100, "input_size": size}
+    return {
+        "model": model,
+        "dataset": dataset,
+        "params": 60_000,
+        "macs": 326_520,
+        "top1": top1,
+        "top5": top5,
+        "status": "completed",
+        "epochs": 20.0,
+        "wall_time_s": 40.0,
+        "images_per_s": 300.0,
+        "devices": 1,
+        "steps": 100,
+        "input_size": size,
+    }
 
 
 def _write_seeds(entry_dir: pathlib.Path, top1s, **kwargs) -> list:
@@ -55,7 +67,7 @@ def test_decimals_follow_the_spread():
 def test_seed_rows_give_mean_std_n_and_mark_a_delta_within_the_uncertainty(tmp_path):
     # Three seeds as make run's ResNet-20 spreads them: 97.67, 99.33, 98.00 -> 98.33 ± 0.88.
     runs = _write_seeds(tmp_path / "r20", [0.9767, 0.9933, 0.98])
-    near = {"top1": 98.9, "protocol": "center", "dataset": "digits"}   # inside mean ± t(0.975,2)·s/√3 = ±2.18
+    near = {"top1": 98.9, "protocol": "center", "dataset": "digits"}  # inside mean ± t(0.975,2)·s/√3 = ±2.18
     far = {"top1": 91.0, "protocol": "center", "dataset": "digits"}
     rows_near, rows_far = entry_rows("r20", runs, near), entry_rows("r20", runs, far)
     mean = rows_near[0]
@@ -82,9 +94,14 @@ def test_a_delta_is_computed_only_like_for_like(tmp_path):
     run = {"dataset": "imagenet2012", "protocol": "center", "input_size": 224, "split": None}
     base = {"top1": 75.0, "dataset": "imagenet2012", "protocol": "center", "input_size": 224, "split": "validation"}
     assert pub.difference(base, run) is None
-    cases = {"dataset": ("mnist", "other dataset (mnist)"), "protocol": ("10crop", "paper: 10-crop"),
-             "input_size": (299, "paper: 299 px"), "split": ("48,238 non-blacklisted", "paper: 48,238 non-blacklisted"),
-             "models": (7, "paper: 7 models"), "selection": ("best of 5 runs", "paper: best of 5 runs")}
+    cases = {
+        "dataset": ("mnist", "other dataset (mnist)"),
+        "protocol": ("10crop", "paper: 10-crop"),
+        "input_size": (299, "paper: 299 px"),
+        "split": ("48,238 non-blacklisted", "paper: 48,238 non-blacklisted"),
+        "models": (7, "paper: 7 models"),
+        "selection": ("best of 5 runs", "paper: best of 5 runs"),
+    }
     for key, (value, said) in cases.items():
         assert pub.difference({**base, key: value}, run) == said, key
     assert pub.difference({**base, "protocol": "dense"}, run) == "paper: dense"
@@ -104,8 +121,11 @@ def test_a_delta_is_computed_only_like_for_like(tmp_path):
     # Not yet evaluated with the paper's protocol: no number, the row says so.
     (tmp_path / "resnet50" / "seed1" / "eval_10crop.json").unlink()
     rows = entry_rows("resnet50", runs, {**base, "top1": 77.15, "protocol": "10crop"}, ["10crop"])
-    assert [r["status"] for r in rows if r["eval_protocol"] == "10crop"] == ["1/2 seeds completed", "completed",
-                                                                             "not evaluated"]
+    assert [r["status"] for r in rows if r["eval_protocol"] == "10crop"] == [
+        "1/2 seeds completed",
+        "completed",
+        "not evaluated",
+    ]
 
 
 @pytest.mark.parametrize("suite", SUITES)
@@ -124,11 +144,29 @@ def test_every_published_number_in_the_suites_names_its_protocol(root, suite):
 
 def test_reference_protocols_are_read_from_the_papers_text():
     ref = reference_numbers()
-    protocol = {name: pub.from_reference(ref[name])["protocol"] for name in
-                ("alexnet", "vgg16", "resnet50", "densenet121", "googlenet", "zfnet", "mobilenet_v1", "inception_v3")}
-    assert protocol == {"alexnet": "10crop", "vgg16": "dense", "resnet50": "10crop", "densenet121": "center",
-                        "googlenet": "center", "zfnet": "unstated", "mobilenet_v1": "unstated",
-                        "inception_v3": "center"}
+    protocol = {
+        name: pub.from_reference(ref[name])["protocol"]
+        for name in (
+            "alexnet",
+            "vgg16",
+            "resnet50",
+            "densenet121",
+            "googlenet",
+            "zfnet",
+            "mobilenet_v1",
+            "inception_v3",
+        )
+    }
+    assert protocol == {
+        "alexnet": "10crop",
+        "vgg16": "dense",
+        "resnet50": "10crop",
+        "densenet121": "center",
+        "googlenet": "center",
+        "zfnet": "unstated",
+        "mobilenet_v1": "unstated",
+        "inception_v3": "center",
+    }
     # Inception-v3's number is on the non-blacklisted subset: a full-validation run gets no Δ.
     row = table_row(_results(0.78, model="inception_v3", dataset="imagenet2012", size=299))
     assert row["delta_top1"] is None and row["delta_note"] == "paper: non-blacklisted validation subset"
@@ -137,8 +175,10 @@ def test_reference_protocols_are_read_from_the_papers_text():
 def test_seed_layout_and_flags(tmp_path):
     entry = {"name": "lenet5", "config": "configs/lenet5.py", "seeds": 3}
     assert entry_seed_runs(entry, tmp_path) == [(k, tmp_path / "lenet5" / f"seed{k}") for k in range(3)]
-    assert entry_seed_runs(entry, tmp_path, seeds=2) == [(0, tmp_path / "lenet5" / "seed0"),
-                                                          (1, tmp_path / "lenet5" / "seed1")]
+    assert entry_seed_runs(entry, tmp_path, seeds=2) == [
+        (0, tmp_path / "lenet5" / "seed0"),
+        (1, tmp_path / "lenet5" / "seed1"),
+    ]
     assert entry_seed_runs(entry, tmp_path, seeds=1) == [(None, tmp_path / "lenet5")]  # one seed: the old layout
     assert entry_seed_runs({"name": "lenet5"}, tmp_path) == [(None, tmp_path / "lenet5")]
     assert seed_argv(["--config=c.py"], 2) == ["--config=c.py", "--config.seed=2"]
@@ -172,8 +212,11 @@ def test_reproduce_over_seeds_prints_mean_std_and_sets_like_against_like(tmp_pat
         assert json.loads((wd / "tencrop" / f"seed{k}" / "eval_10crop.json").read_text())["protocol"] == "10crop"
     markdown = (wd / "table.md").read_text()
     assert markdown in out
-    scale, center, tencrop = (_markdown_row(markdown, "mnist_scale"), _markdown_row(markdown, "tencrop"),
-                              _markdown_row(markdown, "tencrop", "10crop"))
+    scale, center, tencrop = (
+        _markdown_row(markdown, "mnist_scale"),
+        _markdown_row(markdown, "tencrop"),
+        _markdown_row(markdown, "tencrop", "10crop"),
+    )
     for cells in (scale, center, tencrop):
         assert cells[5] == "2" and ("±" in cells[6])
     assert scale[11] == "other dataset (mnist)" and center[11] == "paper: 10-crop"
@@ -182,9 +225,16 @@ def test_reproduce_over_seeds_prints_mean_std_and_sets_like_against_like(tmp_pat
     assert delta == pytest.approx(sum(ten) / 2 - 50.0, abs=0.06)  # the 10-crop mean against the 10-crop number
     rows = list(csv.DictReader((wd / "table.csv").open()))
     assert [(r["model"].split(" (")[0], r["eval_protocol"], r["seed"]) for r in rows] == [
-        ("mnist_scale", "center", "all"), ("mnist_scale", "center", "0"), ("mnist_scale", "center", "1"),
-        ("tencrop", "center", "all"), ("tencrop", "center", "0"), ("tencrop", "center", "1"),
-        ("tencrop", "10crop", "all"), ("tencrop", "10crop", "0"), ("tencrop", "10crop", "1")]
+        ("mnist_scale", "center", "all"),
+        ("mnist_scale", "center", "0"),
+        ("mnist_scale", "center", "1"),
+        ("tencrop", "center", "all"),
+        ("tencrop", "center", "0"),
+        ("tencrop", "center", "1"),
+        ("tencrop", "10crop", "all"),
+        ("tencrop", "10crop", "0"),
+        ("tencrop", "10crop", "1"),
+    ]
     # The same command again trains and evaluates nothing: every file is as it was.
     stamps = {p: p.stat().st_mtime_ns for p in wd.glob("*/seed*/*.json")}
     code, out2, _ = run_cli(["reproduce", suite, "--workdir", wd, "--seeds", "2"], capsys)
@@ -193,11 +243,18 @@ def test_reproduce_over_seeds_prints_mean_std_and_sets_like_against_like(tmp_pat
 
 
 def test_a_sweep_confirms_its_best_trial_over_seeds(tmp_path, data_dir, root, capsys):
-    overrides = {"num_train_steps": 10, "eval_every_steps": 10, "progress_bar": False, "data.cache": False,
-                 "data.minival_size": 64}
+    overrides = {
+        "num_train_steps": 10,
+        "eval_every_steps": 10,
+        "progress_bar": False,
+        "data.cache": False,
+        "data.minival_size": 64,
+    }
     sweep = tmp_path / "s.py"
-    sweep.write_text(f'BASE = "{root}/configs/lenet5.py"\nOVERRIDES = {overrides!r}\n'
-                     'SPACE = {"optimizer.lr": [0.003]}\nTRIALS = 1\nSAMPLER = "grid"\n')
+    sweep.write_text(
+        f'BASE = "{root}/configs/lenet5.py"\nOVERRIDES = {overrides!r}\n'
+        'SPACE = {"optimizer.lr": [0.003]}\nTRIALS = 1\nSAMPLER = "grid"\n'
+    )
     wd = tmp_path / "sweep"
     code, out, err = run_cli(["sweep", sweep, "--workdir", wd, "--confirm-seeds", "2"], capsys)
     assert code == 0, err

@@ -14,13 +14,13 @@ import time
 
 import optuna
 import pytest
-
 from conftest import run_cli
+
+from cnn_jax.errors import UserError
 from cnn_jax.report import plots
 from cnn_jax.report.table import rows_from_workdirs
-from cnn_jax.errors import UserError
-from cnn_jax.train.suite import load_suite
 from cnn_jax.sweeps.spec import grid_points, load_sweep
+from cnn_jax.train.suite import load_suite
 
 LRS = [0.0003, 0.001, 0.003, 0.01]
 
@@ -30,11 +30,20 @@ def _sweep_file(tmp_path, root, space, trials, steps=20, name="s", extra=""):
     150 training images held out as minival."""
     # data.cache off: an in-memory tf.data cache read partially then dropped can let an
     # evaluation see no example when a garbage collection lands at the wrong moment.
-    overrides = {"num_train_steps": steps, "eval_every_steps": max(steps // 2, 1), "checkpoint_every_steps": 10,
-                 "log_every_steps": 10, "progress_bar": False, "data.cache": False, "data.minival_size": 150}
+    overrides = {
+        "num_train_steps": steps,
+        "eval_every_steps": max(steps // 2, 1),
+        "checkpoint_every_steps": 10,
+        "log_every_steps": 10,
+        "progress_bar": False,
+        "data.cache": False,
+        "data.minival_size": 150,
+    }
     path = tmp_path / f"{name}.py"
-    path.write_text(f'BASE = "{root}/configs/lenet5.py"\nOVERRIDES = {overrides!r}\nSPACE = {space!r}\n'
-                    f'TRIALS = {trials}\nSAMPLER = "grid"\n{extra}\n')
+    path.write_text(
+        f'BASE = "{root}/configs/lenet5.py"\nOVERRIDES = {overrides!r}\nSPACE = {space!r}\n'
+        f'TRIALS = {trials}\nSAMPLER = "grid"\n{extra}\n'
+    )
     return path
 
 
@@ -61,8 +70,12 @@ def test_grid_sweep_completes_sorted_and_continues_without_rerunning(tmp_path, d
     assert ranked == sorted(ranked, reverse=True) and [r["rank"] for r in rows] == ["1", "2", "3", "4"]
     for r in rows:  # the table's numbers are the trials' results.json
         res = _results(wd / r["trial"])
-        assert (res["status"], res["steps"], res["top1"], res["minival_top1"]) == \
-            ("completed", 20, pytest.approx(float(r["top1"])), pytest.approx(float(r["minival_top1"])))
+        assert (res["status"], res["steps"], res["top1"], res["minival_top1"]) == (
+            "completed",
+            20,
+            pytest.approx(float(r["top1"])),
+            pytest.approx(float(r["minival_top1"])),
+        )
         assert json.loads((wd / r["trial"] / "config.json").read_text())["optimizer"]["lr"] == float(r["optimizer.lr"])
     assert f"| 1 | {rows[0]['trial']} | COMPLETE | {100 * ranked[0]:.2f} |" in out
     assert (wd / "sweep.md").read_text() in out and (wd / "sweep.png").stat().st_size > 10_000
@@ -94,8 +107,9 @@ def test_a_failing_trial_is_recorded_and_the_others_run(tmp_path, data_dir, root
 
 def test_pruning_stops_a_trial_at_an_intermediate_evaluation(tmp_path, data_dir, root, capsys):
     # No minival top-1 reaches 1.01: the threshold pruner stops the trial at its first evaluation.
-    f = _sweep_file(tmp_path, root, {"optimizer.lr": [0.003]}, trials=1, steps=20,
-                    extra='PRUNER = ("threshold", {"lower": 1.01})')
+    f = _sweep_file(
+        tmp_path, root, {"optimizer.lr": [0.003]}, trials=1, steps=20, extra='PRUNER = ("threshold", {"lower": 1.01})'
+    )
     wd = tmp_path / "sweep"
     assert run_cli(["sweep", f, "--workdir", wd], capsys)[0] == 0
     (trial,) = _study(wd).trials
@@ -135,6 +149,7 @@ class Killed(BaseException):
 def _interrupt_trial_1_at_step_20(monkeypatch, exception):
     """Make the training of trial_0001 stop at its evaluation of step 20 (after its checkpoint)."""
     from cnn_jax.train import loop
+
     real, fired = loop.train_and_evaluate, []
 
     def train_and_evaluate(config, workdir, *args, on_eval=None, **kwargs):
@@ -143,13 +158,16 @@ def _interrupt_trial_1_at_step_20(monkeypatch, exception):
             if pathlib.Path(workdir).name == "trial_0001" and step == 20 and not fired:
                 fired.append(step)
                 raise exception
+
         return real(config, workdir, *args, on_eval=hook, **kwargs)
+
     monkeypatch.setattr(loop, "train_and_evaluate", train_and_evaluate)
 
 
 @pytest.mark.parametrize("how", ["killed", "ctrl-c"])
-def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path, data_dir, root, capsys,
-                                                                      monkeypatch, how):
+def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(
+    tmp_path, data_dir, root, capsys, monkeypatch, how
+):
     lrs = LRS[1:3]
     f, wd = _sweep_file(tmp_path, root, {"optimizer.lr": lrs}, trials=2, steps=40), tmp_path / "sweep"
     args = ["sweep", f, "--workdir", wd, "--heartbeat", "1"]
@@ -193,8 +211,14 @@ def test_a_sigkilled_sweep_process_resumes(tmp_path, data_dir, root, capsys):
     """The same as above with a real process and a real SIGKILL in the middle of training."""
     f, wd = _sweep_file(tmp_path, root, {"optimizer.lr": LRS[1:3]}, trials=2, steps=200), tmp_path / "sweep"
     args = ["sweep", str(f), "--workdir", str(wd), "--heartbeat", "1"]
-    victim = subprocess.Popen([sys.executable, "-m", "cnn_jax", *args], env=_env(), cwd=root,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "cnn_jax", *args],
+        env=_env(),
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 180
     while not [s for s in _checkpoints(wd / "trial_0001") if s >= 40] and time.time() < deadline:
         assert victim.poll() is None, victim.stdout.read()
@@ -224,6 +248,7 @@ def test_sweep_file_mistakes_are_user_errors(tmp_path, root):
         load_sweep(continuous_grid)
     # A study cannot be continued from a different sweep definition.
     from cnn_jax.sweeps import runner
+
     f, wd = _sweep_file(tmp_path, root, {"optimizer.lr": [0.003]}, trials=1, name="same"), tmp_path / "wd"
     wd.mkdir()
     runner.open_study(load_sweep(f), runner.open_storage(runner.default_storage(wd), 1), "same")
@@ -234,6 +259,7 @@ def test_sweep_file_mistakes_are_user_errors(tmp_path, root):
 
 def _cifar_paper_top1(root) -> dict:
     import importlib.util
+
     spec = importlib.util.spec_from_file_location("_resnet_cifar_config", root / "configs" / "resnet_cifar.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -251,13 +277,17 @@ def test_suites_load_and_name_existing_configs(root, suite, count):
     missing = [e["config"] for e in entries if not _config_file(e["config"], root).is_file()]
     assert not missing, f"config files not (yet) in configs/: {missing}"
     from cnn_jax.models.registry import reference_numbers
+
     column = "keras" if suite == "seed_table" else "paper"
     for e in entries:  # published numbers are the reference's, entry names are model names
         ref = reference_numbers().get(e["name"])
         if suite == "cifar10_resnet":
             assert e["published"]["top1"] == _cifar_paper_top1(root)[int(e["name"].removeprefix("resnet"))]
         else:
-            assert (e["published"]["top1"], e["published"].get("top5")) == (ref[f"{column}_top1"], ref[f"{column}_top5"])
+            assert (e["published"]["top1"], e["published"].get("top5")) == (
+                ref[f"{column}_top1"],
+                ref[f"{column}_top5"],
+            )
         assert e["published"]["source"]
 
 
@@ -272,9 +302,14 @@ def test_random_draws_depend_on_the_trial_number_not_the_worker(root, sampler):
     # Two studies stand for two workers: trial k draws the same values in both, and
     # different trials draw different values, so parallel workers never repeat each other.
     import dataclasses
+
     from cnn_jax.sweeps.spec import make_sampler, suggest
-    s = dataclasses.replace(load_sweep(root / "experiments" / "sweeps" / "digits_lr.py"), sampler=sampler,
-                            space={"optimizer.lr": {"kind": "log", "lo": 1e-4, "hi": 1e-1}})
+
+    s = dataclasses.replace(
+        load_sweep(root / "experiments" / "sweeps" / "digits_lr.py"),
+        sampler=sampler,
+        space={"optimizer.lr": {"kind": "log", "lo": 1e-4, "hi": 1e-1}},
+    )
     draws = []
     for _ in range(2):
         study = optuna.create_study(sampler=make_sampler(s), direction="maximize")

@@ -5,13 +5,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from model_checks import check_params_and_macs
 
-from cnn_jax import models
+from cnn_jax import layers, models
+from cnn_jax.models import inception_v3
 from cnn_jax.report.summary import summarize
 from cnn_jax.weights.torch_maps import TORCH_MODELS
-from cnn_jax.models import inception_v3
-from cnn_jax import layers
-from model_checks import check_params_and_macs
 
 RNGS = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
 
@@ -23,8 +22,9 @@ def calls_of(model, shape, train=False):
     def record(next_fun, args, kwargs, context):
         out = next_fun(*args, **kwargs)
         if context.method_name == "__call__" and hasattr(out, "shape"):
-            calls.setdefault("/".join(context.module.path),
-                             (type(context.module).__name__, tuple(out.shape), context.module))
+            calls.setdefault(
+                "/".join(context.module.path), (type(context.module).__name__, tuple(out.shape), context.module)
+            )
         return out
 
     def run():
@@ -37,6 +37,7 @@ def calls_of(model, shape, train=False):
 
 # ---------------------------------------------------------------- googlenet_tv
 
+
 def test_googlenet_tv_counts_are_torchvisions():
     s = check_params_and_macs("googlenet_tv")
     assert (s.total_params, s.total_macs) == (6_624_904, 1_498_376_192)
@@ -44,13 +45,11 @@ def test_googlenet_tv_counts_are_torchvisions():
     assert with_aux.total_params == 13_004_888
     rows = {r.path: r.params for r in with_aux.rows if r.path.startswith("aux2")}
     # bias-free 1x1 conv 528->128 and its BN, FC over the 4x4x128 map, classifier.
-    assert rows == {"aux2/conv/conv": 67_584, "aux2/conv/bn": 256, "aux2/fc": 2_098_176,
-                    "aux2/classifier": 1_025_000}
+    assert rows == {"aux2/conv/conv": 67_584, "aux2/conv/bn": 256, "aux2/fc": 2_098_176, "aux2/classifier": 1_025_000}
 
 
 def test_googlenet_tv_is_the_paper_net_with_torchvisions_differences():
-    calls, out, variables = calls_of(models.create_model("googlenet_tv", num_classes=10),
-                                     (1, 224, 224, 3))
+    calls, out, variables = calls_of(models.create_model("googlenet_tv", num_classes=10), (1, 224, 224, 3))
     kinds = {kind for kind, _, _ in calls.values()}
     assert out.shape == (1, 10) and "LRN" not in kinds
     params = variables["params"]
@@ -59,8 +58,9 @@ def test_googlenet_tv_is_the_paper_net_with_torchvisions_differences():
     epsilons = {m.epsilon for kind, _, m in calls.values() if kind == "BatchNorm"}
     assert epsilons == {1e-3}
     paper, _, _ = calls_of(models.create_model("googlenet", num_classes=10), (1, 224, 224, 3))
-    assert {p: s for p, (_, s, _) in paper.items() if p.startswith("inception_") and "/" not in p} == \
-        {p: s for p, (_, s, _) in calls.items() if p.startswith("inception_") and "/" not in p}
+    assert {p: s for p, (_, s, _) in paper.items() if p.startswith("inception_") and "/" not in p} == {
+        p: s for p, (_, s, _) in calls.items() if p.startswith("inception_") and "/" not in p
+    }
 
 
 def test_googlenet_tv_pools_2x2_before_5a():
@@ -84,12 +84,13 @@ def test_googlenet_tv_aux_heads_pool_adaptively_to_4x4():
 
 # ---------------------------------------------------------------- Inception-v3's average pools
 
+
 def test_avg_pool_counts_the_padding_only_when_asked():
     x = jnp.arange(1.0, 17.0).reshape(1, 4, 4, 1)  # rows 1-4, 5-8, 9-12, 13-16
     with_pad = np.asarray(inception_v3.avg_pool_3x3(x, count_include_pad=True))[0, ..., 0]
     keras = np.asarray(inception_v3.avg_pool_3x3(x, count_include_pad=False))[0, ..., 0]
-    assert with_pad[0, 0] == np.float32((1 + 2 + 5 + 6) / 9)                   # corner: 4 taps / 9
-    assert with_pad[0, 1] == np.float32((1 + 2 + 3 + 5 + 6 + 7) / 9)           # edge: 6 taps / 9
+    assert with_pad[0, 0] == np.float32((1 + 2 + 5 + 6) / 9)  # corner: 4 taps / 9
+    assert with_pad[0, 1] == np.float32((1 + 2 + 3 + 5 + 6 + 7) / 9)  # edge: 6 taps / 9
     assert keras[0, 0] == np.float32((1 + 2 + 5 + 6) / 4)
     assert keras[0, 1] == np.float32((1 + 2 + 3 + 5 + 6 + 7) / 6)
     assert with_pad[1, 1] == keras[1, 1] == np.float32((1 + 2 + 3 + 5 + 6 + 7 + 9 + 10 + 11) / 9)
@@ -101,7 +102,7 @@ def test_inception_v3_flag_reaches_only_the_pool_branches_borders():
     variables = block.init(jax.random.key(1), x)
     keras = np.asarray(block.apply(variables, x))
     torch = np.asarray(block.clone(pool_count_include_pad=True).apply(variables, x))
-    np.testing.assert_array_equal(torch[..., :-8], keras[..., :-8])            # 1x1, 5x5, 3x3dbl
+    np.testing.assert_array_equal(torch[..., :-8], keras[..., :-8])  # 1x1, 5x5, 3x3dbl
     np.testing.assert_array_equal(torch[:, 1:4, 1:4, -8:], keras[:, 1:4, 1:4, -8:])  # interior
     assert np.all(np.abs(torch[0, 0, :, -8:] - keras[0, 0, :, -8:]).max(axis=-1) > 0)  # border
     assert models.create_model("inception_v3").pool_count_include_pad is False  # Keras's default

@@ -7,7 +7,6 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
 from helpers import final_params, final_state, initial_state, max_abs_diff, max_state_diffs, metrics, train_losses
 
@@ -15,16 +14,26 @@ LENET = ["--config", "configs/lenet5.py", "--config.log_every_steps=5"]
 
 
 def _one_vs_eight(tmp_path, capsys, args, steps):
-    common = ["train", *args, f"--config.num_train_steps={steps}", "--config.log_every_steps=1",
-              f"--config.checkpoint_every_steps={steps}", f"--config.eval_every_steps={steps}"]
+    common = [
+        "train",
+        *args,
+        f"--config.num_train_steps={steps}",
+        "--config.log_every_steps=1",
+        f"--config.checkpoint_every_steps={steps}",
+        f"--config.eval_every_steps={steps}",
+    ]
     assert run_cli(common + ["--workdir", tmp_path / "one", "--num-devices", "1"], capsys)[0] == 0
     assert run_cli(common + ["--workdir", tmp_path / "eight"], capsys)[0] == 0
     one, eight = train_losses(tmp_path / "one"), train_losses(tmp_path / "eight")
     assert sorted(one) == sorted(eight) == list(range(1, steps + 1))
     r1, r8 = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "eight"))
     assert (r1["devices"], r8["devices"]) == (1, 8) and r1["eval_examples"] == r8["eval_examples"] == 300
-    return ([one[s] for s in sorted(one)], [eight[s] for s in sorted(one)],
-            final_params(tmp_path / "one"), final_params(tmp_path / "eight"))
+    return (
+        [one[s] for s in sorted(one)],
+        [eight[s] for s in sorted(one)],
+        final_params(tmp_path / "one"),
+        final_params(tmp_path / "eight"),
+    )
 
 
 def test_one_and_eight_devices_give_the_same_trajectory(tmp_path, data_dir, capsys):
@@ -43,8 +52,12 @@ def test_batchnorm_statistics_cover_the_global_batch(tmp_path, data_dir, root, c
     # (the digits' empty borders), which magnifies reduction-order differences (from 4e-5 to
     # 1.2e-4 depending on the CPU's vector code). Per-device statistics would change the
     # losses by percents, which the rtol above would catch.
-    args = ["--config", f"{root}/configs/resnet_cifar.py:depth=20,cpu", "--config.batch_size=32",
-            "--config.optimizer.lr=0.01"]
+    args = [
+        "--config",
+        f"{root}/configs/resnet_cifar.py:depth=20,cpu",
+        "--config.batch_size=32",
+        "--config.optimizer.lr=0.01",
+    ]
     l1, l8, p1, p8 = _one_vs_eight(tmp_path, capsys, args, 3)
     np.testing.assert_allclose(l1, l8, rtol=3e-5)
     assert max_abs_diff(p1, p8) < 3e-4
@@ -53,6 +66,7 @@ def test_batchnorm_statistics_cover_the_global_batch(tmp_path, data_dir, root, c
 def _largest_relative_diff(a, b) -> float:
     """The largest difference of two trees' leaves, each relative to the leaf's largest value."""
     import jax
+
     pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
     return max(float(np.max(np.abs(x - y)) / max(np.max(np.abs(x)), 1e-30)) for x, y in pairs)
 
@@ -67,8 +81,14 @@ def test_every_part_of_the_state_takes_one_step_alike_on_1_and_8_devices(tmp_pat
     # Beyond a step, BatchNorm and ReLU6 on the digits' flat backgrounds amplify these roundings
     # 10-1000 times per step (3e-6 in the weights after 2 steps, 5e-4 after 3), so longer runs are
     # compared where the rounding is the same (tests/test_resume_multiprocess.py).
-    common = ["train", "--config", root / "tests" / "configs" / "every_part.py", "--config.num_train_steps=1",
-              "--config.checkpoint_every_steps=1", "--config.eval_every_steps=1"]
+    common = [
+        "train",
+        "--config",
+        root / "tests" / "configs" / "every_part.py",
+        "--config.num_train_steps=1",
+        "--config.checkpoint_every_steps=1",
+        "--config.eval_every_steps=1",
+    ]
     runs = {}
     for n in (1, 8):
         assert run_cli(common + ["--workdir", tmp_path / str(n), "--num-devices", n], capsys)[0] == 0
@@ -84,12 +104,35 @@ def test_every_part_of_the_state_takes_one_step_alike_on_1_and_8_devices(tmp_pat
 
 def test_workdir_outputs(tmp_path, data_dir, root, capsys):
     wd = tmp_path / "run"
-    code, out, _ = run_cli(["train", *LENET, "--config.num_train_steps=20", "--config.checkpoint_every_steps=10",
-                            "--config.eval_every_steps=10", "--workdir", wd], capsys)
+    code, out, _ = run_cli(
+        [
+            "train",
+            *LENET,
+            "--config.num_train_steps=20",
+            "--config.checkpoint_every_steps=10",
+            "--config.eval_every_steps=10",
+            "--workdir",
+            wd,
+        ],
+        capsys,
+    )
     assert code == 0 and "top-1" in out
     res = json.loads((wd / "results.json").read_text())
-    for key in ("model", "dataset", "params", "macs", "top1", "top5", "steps", "epochs", "wall_time_s",
-                "images_per_s", "devices", "eval_protocol", "status"):
+    for key in (
+        "model",
+        "dataset",
+        "params",
+        "macs",
+        "top1",
+        "top5",
+        "steps",
+        "epochs",
+        "wall_time_s",
+        "images_per_s",
+        "devices",
+        "eval_protocol",
+        "status",
+    ):
         assert key in res, key
     assert res["status"] == "completed" and res["steps"] == 20 and res["params"] == 60_000
     assert 0.0 <= res["top1"] <= res["top5"] <= 1.0 and res["eval_examples"] == 300
@@ -104,8 +147,21 @@ def test_workdir_outputs(tmp_path, data_dir, root, capsys):
     assert float(values["top1_pct"]) == pytest.approx(100 * res["top1"])
     assert int(values["params"]) == res["params"] and int(values["macs"]) == res["macs"]
     # Running the finished workdir again does nothing and keeps the result.
-    assert run_cli(["train", *LENET, "--config.num_train_steps=20", "--config.checkpoint_every_steps=10",
-                    "--config.eval_every_steps=10", "--workdir", wd], capsys)[0] == 0
+    assert (
+        run_cli(
+            [
+                "train",
+                *LENET,
+                "--config.num_train_steps=20",
+                "--config.checkpoint_every_steps=10",
+                "--config.eval_every_steps=10",
+                "--workdir",
+                wd,
+            ],
+            capsys,
+        )[0]
+        == 0
+    )
     assert json.loads((wd / "results.json").read_text()) == res
     # eval from the checkpoint reproduces the final evaluation.
     code, out, _ = run_cli(["eval", "--workdir", wd, "--step", "latest"], capsys)
@@ -141,8 +197,17 @@ def test_batch_not_divisible_by_device_count(tmp_path, data_dir, capsys):
 
 
 def test_missing_dataset_files(tmp_path, capsys):
-    msg = _error(capsys, ["train", *LENET, "--config.dataset=imagenet2012", f"--config.data_dir={tmp_path}",
-                          "--workdir", tmp_path / "w"])
+    msg = _error(
+        capsys,
+        [
+            "train",
+            *LENET,
+            "--config.dataset=imagenet2012",
+            f"--config.data_dir={tmp_path}",
+            "--workdir",
+            tmp_path / "w",
+        ],
+    )
     assert "ILSVRC2012_img_train.tar" in msg and str(tmp_path) in msg
 
 
@@ -151,13 +216,29 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint_and_result(tmp_path, 
     # The softmax head is unbounded (the RBF head's tanh inputs are not), so an absurd learning
     # rate overflows the logits within a few steps.
     lenet = ["--config", "configs/lenet5.py:head=softmax", "--config.log_every_steps=5"]
-    assert run_cli(["train", *lenet, "--config.num_train_steps=10", "--config.checkpoint_every_steps=10",
-                    "--workdir", wd], capsys)[0] == 0
+    assert (
+        run_cli(
+            ["train", *lenet, "--config.num_train_steps=10", "--config.checkpoint_every_steps=10", "--workdir", wd],
+            capsys,
+        )[0]
+        == 0
+    )
     good = final_params(wd)
     completed, checkpoint_files = (wd / "results.json").read_bytes(), _files(wd / "checkpoints")
     assert json.loads(completed)["status"] == "completed"
-    code, _, err = run_cli(["train", *lenet, "--config.num_train_steps=40", "--config.checkpoint_every_steps=10",
-                            "--config.optimizer.lr=1e38", "--allow-config-change", "--workdir", wd], capsys)
+    code, _, err = run_cli(
+        [
+            "train",
+            *lenet,
+            "--config.num_train_steps=40",
+            "--config.checkpoint_every_steps=10",
+            "--config.optimizer.lr=1e38",
+            "--allow-config-change",
+            "--workdir",
+            wd,
+        ],
+        capsys,
+    )
     assert code == 3 and "NaN or infinite at step" in err and "step 10" in err
     steps = sorted(int(p.name) for p in (wd / "checkpoints").iterdir() if p.name.isdigit())
     assert steps == [10] and max_abs_diff(final_params(wd), good) == 0.0
@@ -188,6 +269,7 @@ def _saved_arrays(step_dir: pathlib.Path) -> dict:
     """A step's arrays as Orbax reads them without a template (independently of Checkpoints)."""
     import jax
     import orbax.checkpoint as ocp
+
     return jax.tree.map(np.asarray, ocp.StandardCheckpointer().restore(step_dir / "state"))
 
 
@@ -195,6 +277,7 @@ def _recording_restores(monkeypatch) -> list:
     """(step, arrays as saved) of every Checkpoints.restore that found a step, in order (copied:
     the train step donates the state's arrays)."""
     from cnn_jax.train.checkpoint import Checkpoints
+
     restores, original = [], Checkpoints.restore
 
     def recording(self, template, step=None):
@@ -209,13 +292,22 @@ def _recording_restores(monkeypatch) -> list:
 
 def _as_saved(state) -> dict:
     import jax
-    parts = {"step": state.step, "params": state.params, "batch_stats": state.batch_stats, "opt_state": state.opt_state,
-             "rng": state.rng, "control": state.control, "ema": state.ema}
+
+    parts = {
+        "step": state.step,
+        "params": state.params,
+        "batch_stats": state.batch_stats,
+        "opt_state": state.opt_state,
+        "rng": state.rng,
+        "control": state.control,
+        "ema": state.ema,
+    }
     return jax.tree.map(np.asarray, jax.device_get(parts))
 
 
 def _same_arrays(a: dict, b: dict) -> bool:
     import jax
+
     if sorted(a) != sorted(b):
         return False
     pairs = [(jax.tree.leaves(a[k]), jax.tree.leaves(b[k])) for k in sorted(a)]
@@ -224,8 +316,15 @@ def _same_arrays(a: dict, b: dict) -> bool:
 
 def test_corrupt_latest_checkpoint_is_moved_aside_and_the_previous_restored(tmp_path, data_dir, capsys, monkeypatch):
     wd = tmp_path / "w"
-    args = ["train", *LENET, "--config.ema_decay=0.9", "--config.checkpoint_every_steps=5",
-            "--config.keep_checkpoints=3", "--workdir", wd]
+    args = [
+        "train",
+        *LENET,
+        "--config.ema_decay=0.9",
+        "--config.checkpoint_every_steps=5",
+        "--config.keep_checkpoints=3",
+        "--workdir",
+        wd,
+    ]
     assert run_cli(args + ["--config.num_train_steps=10"], capsys)[0] == 0
     step5 = _saved_arrays(wd / "checkpoints" / "5")
     _damage(wd / "checkpoints" / "10")

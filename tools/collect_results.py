@@ -46,11 +46,15 @@ def collect(suite: str, workdir: pathlib.Path, out: pathlib.Path) -> str:
                     shutil.copy2(run / name, target / name)
             r = json.loads((run / "results.json").read_text())
             top1 = "–" if r.get("top1") is None else f"{100 * r['top1']:.2f}"
-            lines.append(f"| {run.relative_to(workdir)} | {'' if seed is None else seed} | {r.get('status')} | "
-                         f"{top1} | {r.get('epochs')} | {r.get('wall_time_s', 0) / 60:.1f} min | "
-                         f"`{command(suite, entry, seed, run)}` |")
-    text = (f"# Runs of `{suite}`\n\nSuite command: `cnn-jax reproduce {suite} --workdir {workdir}`; "
-            "each run below is the `cnn-jax train` command the suite issues.\n\n" + "\n".join(lines) + "\n")
+            lines.append(
+                f"| {run.relative_to(workdir)} | {'' if seed is None else seed} | {r.get('status')} | "
+                f"{top1} | {r.get('epochs')} | {r.get('wall_time_s', 0) / 60:.1f} min | "
+                f"`{command(suite, entry, seed, run)}` |"
+            )
+    text = (
+        f"# Runs of `{suite}`\n\nSuite command: `cnn-jax reproduce {suite} --workdir {workdir}`; "
+        "each run below is the `cnn-jax train` command the suite issues.\n\n" + "\n".join(lines) + "\n"
+    )
     (out / "RUNS.md").write_text(text)
     return text
 

@@ -71,10 +71,11 @@ WEIGHT_SEED, INPUT_SEED = 0, 1
 INPUT_RANGE = (-1.0, 1.0)
 SMALL = 64  # every ResNet, DenseNet, VGG (torchvision), AlexNet, GoogLeNet, MobileNet
 TORCH_SIZES = {"inception_v3": 75}
-KERAS_SIZES = {"inception_v3": 75, "inception_resnet_v2": 75, "xception": 71,
-               "vgg16": 224, "vgg19": 224}
-TORCH_KWARGS = {"inception_v3": {"init_weights": False, "transform_input": False},
-                "googlenet": {"init_weights": False, "transform_input": False}}
+KERAS_SIZES = {"inception_v3": 75, "inception_resnet_v2": 75, "xception": 71, "vgg16": 224, "vgg19": 224}
+TORCH_KWARGS = {
+    "inception_v3": {"init_weights": False, "transform_input": False},
+    "googlenet": {"init_weights": False, "transform_input": False},
+}
 FC_WIDTH = 64  # VGG's and AlexNet's hidden FC layers (4096 in the papers and frameworks)
 NARROW = {"fc_features": [FC_WIDTH, FC_WIDTH]}  # our options for the same network
 UNIT_RANGE, SHIFT_RANGE = (0.5, 1.5), (-0.1, 0.1)
@@ -82,6 +83,7 @@ RTOL = 1e-4
 
 
 # ----------------------------------------------------------------------------- drawing
+
 
 def he_range(fan_in: int) -> tuple:
     """He-uniform: the variance 2 / fan_in of He-normal."""
@@ -94,8 +96,7 @@ def draw(rng, shape, low: float, high: float) -> np.ndarray:
 
 
 def input_recipe(size: int) -> dict:
-    return {"seed": INPUT_SEED, "shape": [BATCH, size, size, 3], "low": INPUT_RANGE[0],
-            "high": INPUT_RANGE[1]}
+    return {"seed": INPUT_SEED, "shape": [BATCH, size, size, 3], "low": INPUT_RANGE[0], "high": INPUT_RANGE[1]}
 
 
 def draw_input(recipe: dict) -> np.ndarray:
@@ -119,10 +120,12 @@ def keras_range(cls: str, name: str, shape: tuple) -> tuple:
 
 # ----------------------------------------------------------------------------- torchvision
 
+
 def import_torchvision():
     """torchvision, imported even where its compiled ops do not match torch's build (the
     models need none of them): `register_fake` of an unknown operator then does nothing."""
     import torch
+
     try:
         import torchvision
     except RuntimeError as e:
@@ -130,7 +133,7 @@ def import_torchvision():
             raise
         for name in [m for m in sys.modules if m.startswith("torchvision")]:
             del sys.modules[name]
-        torch.library.register_fake = lambda *a, **k: (lambda f: f)
+        torch.library.register_fake = lambda *a, **k: lambda f: f
         import torchvision
     return torch, torchvision
 
@@ -152,22 +155,32 @@ def narrow_torch_classifier(torch, model):
 
 
 def torch_recipe(model_name: str, state_shapes: dict) -> dict:
-    tensors = [[key, list(shape), "int64", 0, 0] if key.endswith("num_batches_tracked")
-               else [key, list(shape), "float32", *torch_range(key, shape)]
-               for key, shape in state_shapes.items()]
+    tensors = [
+        [key, list(shape), "int64", 0, 0]
+        if key.endswith("num_batches_tracked")
+        else [key, list(shape), "float32", *torch_range(key, shape)]
+        for key, shape in state_shapes.items()
+    ]
     architecture = ti.torchvision_architecture(model_name)
-    return {"framework": "torchvision", "model": model_name, "architecture": architecture,
-            "kwargs": {"num_classes": CLASSES, **TORCH_KWARGS.get(architecture, {})},
-            "hidden_fc": FC_WIDTH if narrow(model_name) else None,
-            "ours": NARROW if narrow(model_name) else {},
-            "seed": WEIGHT_SEED, "input": input_recipe(TORCH_SIZES.get(model_name, SMALL)),
-            "tensors": tensors}
+    return {
+        "framework": "torchvision",
+        "model": model_name,
+        "architecture": architecture,
+        "kwargs": {"num_classes": CLASSES, **TORCH_KWARGS.get(architecture, {})},
+        "hidden_fc": FC_WIDTH if narrow(model_name) else None,
+        "ours": NARROW if narrow(model_name) else {},
+        "seed": WEIGHT_SEED,
+        "input": input_recipe(TORCH_SIZES.get(model_name, SMALL)),
+        "tensors": tensors,
+    }
 
 
 def torch_state(recipe: dict) -> dict:
     rng = np.random.default_rng(recipe["seed"])
-    return {key: np.array(low, np.int64) if dtype == "int64" else draw(rng, shape, low, high)
-            for key, shape, dtype, low, high in recipe["tensors"]}
+    return {
+        key: np.array(low, np.int64) if dtype == "int64" else draw(rng, shape, low, high)
+        for key, shape, dtype, low, high in recipe["tensors"]
+    }
 
 
 def torch_golden(model_name: str) -> tuple:
@@ -187,8 +200,7 @@ def torch_golden(model_name: str) -> tuple:
 
 
 def our_options(recipe: dict) -> dict:
-    return {key: tuple(value) if isinstance(value, list) else value
-            for key, value in recipe["ours"].items()}
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in recipe["ours"].items()}
 
 
 def ours_from_torch(recipe: dict, state: dict) -> tuple:
@@ -196,6 +208,7 @@ def ours_from_torch(recipe: dict, state: dict) -> tuple:
 
 
 # ----------------------------------------------------------------------------- Keras
+
 
 def weighted_layers(model) -> list:
     """Keras's layers that hold weights, nested models' layers included, in the order
@@ -217,25 +230,32 @@ def keras_recipe(model_name: str, model) -> dict:
     layers = []
     for layer in weighted_layers(model):
         cls = type(layer).__name__
-        tensors = [[variable_name(w), list(w.shape),
-                    *keras_range(cls, variable_name(w), tuple(w.shape))] for w in layer.weights]
+        tensors = [
+            [variable_name(w), list(w.shape), *keras_range(cls, variable_name(w), tuple(w.shape))]
+            for w in layer.weights
+        ]
         layers.append([layer.name, cls, getattr(layer, "epsilon", None), tensors])
     size = model.input_shape[1]
-    return {"framework": "keras", "model": model_name,
-            "application": ki.keras_application(model_name),
-            "kwargs": {"classes": CLASSES, "classifier_activation": None,
-                       "input_shape": [size, size, 3]},
-            "hidden_fc": FC_WIDTH if narrow(model_name) else None,
-            "ours": NARROW if narrow(model_name) else {},
-            "seed": WEIGHT_SEED, "input": input_recipe(size), "layers": layers}
+    return {
+        "framework": "keras",
+        "model": model_name,
+        "application": ki.keras_application(model_name),
+        "kwargs": {"classes": CLASSES, "classifier_activation": None, "input_shape": [size, size, 3]},
+        "hidden_fc": FC_WIDTH if narrow(model_name) else None,
+        "ours": NARROW if narrow(model_name) else {},
+        "seed": WEIGHT_SEED,
+        "input": input_recipe(size),
+        "layers": layers,
+    }
 
 
 def keras_arrays(recipe: dict) -> list:
     """[(layer name, class, epsilon, {variable: array})] drawn in recipe order."""
     rng = np.random.default_rng(recipe["seed"])
-    return [(name, cls, epsilon, {var: draw(rng, shape, low, high)
-                                  for var, shape, low, high in tensors})
-            for name, cls, epsilon, tensors in recipe["layers"]]
+    return [
+        (name, cls, epsilon, {var: draw(rng, shape, low, high) for var, shape, low, high in tensors})
+        for name, cls, epsilon, tensors in recipe["layers"]
+    ]
 
 
 def narrow_keras_vgg(keras, build, size: int):
@@ -252,10 +272,14 @@ def narrow_keras_vgg(keras, build, size: int):
 def keras_golden(model_name: str) -> tuple:
     """(recipe, reference logits, [KerasLayer] of the drawn arrays, input NHWC)."""
     import keras
+
     size = KERAS_SIZES.get(model_name, SMALL)
     build = getattr(keras.applications, ki.keras_application(model_name))
-    model = narrow_keras_vgg(keras, build, size) if narrow(model_name) else \
-        build(weights=None, classes=CLASSES, classifier_activation=None, input_shape=(size, size, 3))
+    model = (
+        narrow_keras_vgg(keras, build, size)
+        if narrow(model_name)
+        else build(weights=None, classes=CLASSES, classifier_activation=None, input_shape=(size, size, 3))
+    )
     recipe = keras_recipe(model_name, model)
     arrays = keras_arrays(recipe)
     for layer, (name, _, _, values) in zip(weighted_layers(model), arrays, strict=True):
@@ -265,21 +289,23 @@ def keras_golden(model_name: str) -> tuple:
     x = draw_input(recipe)
     logits = np.asarray(model(x, training=False))
     layers = [ki.KerasLayer(name, cls, values, epsilon) for name, cls, epsilon, values in arrays]
-    assert [(k.name, sorted(k.weights)) for k in ki.keras_layers(model)] == \
-        [(k.name, sorted(k.weights)) for k in layers]  # the importer reads what was drawn
+    assert [(k.name, sorted(k.weights)) for k in ki.keras_layers(model)] == [
+        (k.name, sorted(k.weights)) for k in layers
+    ]  # the importer reads what was drawn
     keras.backend.clear_session()
     return recipe, logits, layers, x
 
 
 def ours_from_keras(recipe: dict, layers: list) -> tuple:
-    return ki.convert_keras_layers(recipe["model"], layers, num_classes=CLASSES,
-                                   **our_options(recipe))
+    return ki.convert_keras_layers(recipe["model"], layers, num_classes=CLASSES, **our_options(recipe))
 
 
 # ----------------------------------------------------------------------------- writing
 
-FRAMEWORKS = {"torch": (ti.supported_models, torch_golden, ours_from_torch),
-              "keras": (ki.supported_models, keras_golden, ours_from_keras)}
+FRAMEWORKS = {
+    "torch": (ti.supported_models, torch_golden, ours_from_torch),
+    "keras": (ki.supported_models, keras_golden, ours_from_keras),
+}
 
 
 def spread_problem(logits: np.ndarray) -> str:
@@ -296,6 +322,7 @@ def spread_problem(logits: np.ndarray) -> str:
 
 def our_difference(module, variables, x: np.ndarray, logits: np.ndarray) -> float:
     import jax
+
     ours = np.asarray(jax.jit(functools.partial(module.apply, train=False))(variables, x))
     return float(np.abs(ours - logits).max() / np.abs(logits).max())
 
@@ -307,20 +334,27 @@ def write_golden(framework: str, model_name: str) -> dict:
     if problem:
         raise SystemExit(f"{framework} {model_name}: {problem}; change the drawing ranges")
     path = GOLDEN / f"{framework}_{model_name}.npz"
-    np.savez_compressed(path, recipe=np.array(json.dumps(recipe, separators=(",", ":"))),
-                        logits=logits.astype(np.float32))
+    np.savez_compressed(
+        path, recipe=np.array(json.dumps(recipe, separators=(",", ":"))), logits=logits.astype(np.float32)
+    )
     rel = our_difference(*ours(recipe, weights), x, logits)
-    print(f"{path.name}: {path.stat().st_size} bytes, input {recipe['input']['shape']}, "
-          f"max |logit| {np.abs(logits).max():.3g}, ours differ by {rel:.2e} (relative)"
-          + ("" if rel < RTOL else "  <-- MORE THAN THE TEST ALLOWS"), flush=True)
+    print(
+        f"{path.name}: {path.stat().st_size} bytes, input {recipe['input']['shape']}, "
+        f"max |logit| {np.abs(logits).max():.3g}, ours differ by {rel:.2e} (relative)"
+        + ("" if rel < RTOL else "  <-- MORE THAN THE TEST ALLOWS"),
+        flush=True,
+    )
     return {"model": model_name, "relative_difference": rel}
 
 
 def versions() -> dict:
     import importlib
+
     modules = ("torch", "torchvision", "keras", "tensorflow", "numpy", "jax", "flax")
-    return {name: importlib.import_module(name).__version__ for name in modules} \
-        | {"python": platform.python_version(), "keras_backend": os.environ["KERAS_BACKEND"]}
+    return {name: importlib.import_module(name).__version__ for name in modules} | {
+        "python": platform.python_version(),
+        "keras_backend": os.environ["KERAS_BACKEND"],
+    }
 
 
 def main(argv=None) -> None:
@@ -333,8 +367,10 @@ def main(argv=None) -> None:
         for model_name in args.models or FRAMEWORKS[framework][0]():
             write_golden(framework, model_name)
     arguments = sys.argv[1:] if argv is None else argv
-    record = {"command": " ".join(["PYTHONPATH=. python tools/make_golden_logits.py", *arguments]),
-              "versions": versions()}
+    record = {
+        "command": " ".join(["PYTHONPATH=. python tools/make_golden_logits.py", *arguments]),
+        "versions": versions(),
+    }
     (GOLDEN / "VERSIONS.json").write_text(json.dumps(record, indent=1) + "\n")
 
 

@@ -20,7 +20,8 @@ USAGE = """cnn-jax COMMAND ...
   compare    runs/a runs/b [--protocol center]   (runs or entry directories of seed<k>/ runs)
   bench      resnet50 [--batch-size 16] [--dtype bfloat16]
   sweep      experiments/sweeps/digits_lr.py --workdir runs/sweep [--storage URL] [--trials N] [--confirm-seeds N]
-  explain    --workdir runs/lenet5 --image IMG --method saliency|smoothgrad|guided|gradcam|occlusion|filters|activations|dream --out OUT.png
+  explain    --workdir runs/lenet5 --image IMG --out OUT.png
+             --method saliency|smoothgrad|guided|gradcam|occlusion|filters|activations|dream
   bench-data --recipe resnet [--images 2000]
   features   (--workdir W | --weights FILE --model NAME --data DATA) --layer NAME --out feats.npy
              [--split test] [--pool avg|flatten]
@@ -32,6 +33,7 @@ def _enable_compilation_cache() -> None:
     if os.environ.get("CNN_JAX_COMPILATION_CACHE", "1") == "0":
         return
     import jax
+
     cache = os.environ.get("CNN_JAX_CACHE_DIR", os.path.expanduser("~/.cache/cnn_jax/xla"))
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
@@ -39,15 +41,27 @@ def _enable_compilation_cache() -> None:
 
 # Each command is a module of this package with `run(argv) -> exit status`, imported only
 # when it runs so that `cnn-jax --help` and process set-up stay fast.
-COMMANDS = {"train": "train", "eval": "eval", "summary": "summary", "table": "table",
-            "reproduce": "reproduce", "bench": "bench", "sweep": "sweep", "explain": "explain",
-            "features": "features", "bench-data": "bench_data", "compare": "compare", "config": "config"}
+COMMANDS = {
+    "train": "train",
+    "eval": "eval",
+    "summary": "summary",
+    "table": "table",
+    "reproduce": "reproduce",
+    "bench": "bench",
+    "sweep": "sweep",
+    "explain": "explain",
+    "features": "features",
+    "bench-data": "bench_data",
+    "compare": "compare",
+    "config": "config",
+}
 
 
 def _run(command: str, argv: list) -> int:
     import importlib
 
     from cnn_jax.cli.common import usage_errors_as_user_errors
+
     with usage_errors_as_user_errors():
         return importlib.import_module(f"{__name__}.{COMMANDS[command]}").run(argv)
 
@@ -60,14 +74,19 @@ def main(argv: list | None = None) -> None:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         from cnn_jax.errors import did_you_mean
-        print(f"error: unknown command {command!r}{did_you_mean(command, COMMANDS)}; "
-              f"commands: {', '.join(COMMANDS)}.", file=sys.stderr)
+
+        print(
+            f"error: unknown command {command!r}{did_you_mean(command, COMMANDS)}; commands: {', '.join(COMMANDS)}.",
+            file=sys.stderr,
+        )
         sys.exit(2)
     try:
         from cnn_jax.cpu.host_memory import keep_freed_memory
+
         keep_freed_memory()  # first: threads started before it keep glibc's arenas
         _enable_compilation_cache()
         from cnn_jax.cpu.devices import split_host_cpu
+
         split_host_cpu()
         sys.exit(_run(command, rest))
     except UserError as e:

@@ -8,6 +8,7 @@ from cnn_jax.errors import UserError
 
 def whole_number(minimum: int, maximum: int = 2**31 - 1):
     """An argparse `type`: an integer in [minimum, maximum], else argparse's one-line error."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -16,6 +17,7 @@ def whole_number(minimum: int, maximum: int = 2**31 - 1):
         if value is None or not minimum <= value <= maximum:
             raise argparse.ArgumentTypeError(f"must be a whole number from {minimum} to {maximum}, not {text!r}")
         return value
+
     parse.__name__ = f"whole number in [{minimum}, {maximum}]"
     return parse
 

@@ -13,12 +13,14 @@ def run(argv: list) -> int:
     p.add_argument("--markdown", action="store_true", help="the table of docs/configuration.md")
     a = p.parse_args(argv)
     from cnn_jax.config_table import as_markdown, as_text
+
     print(as_markdown() if a.markdown else as_text(), end="")
     return 0
 
 
 def _check(argv: list) -> int:
     from cnn_jax.config import config_from_flags, to_dict
+
     config, rest = config_from_flags(argv)  # raises UserError with every problem it finds
     argparse.ArgumentParser(prog="cnn-jax config --config FILE").parse_args(rest)
     print(json.dumps(to_dict(config), indent=1, sort_keys=True))

@@ -29,8 +29,7 @@ def parse(argv: list) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-
-
 def run(argv: list) -> int:
     from cnn_jax.interpret.explain import explain
+
     return explain(parse(argv))

@@ -23,7 +23,7 @@ def parse(argv: list) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-
 def run(argv: list) -> int:
     from cnn_jax.interpret.features import write_features
+
     return write_features(parse(argv))

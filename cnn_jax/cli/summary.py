@@ -16,6 +16,7 @@ def run(argv: list) -> int:
     a = p.parse_args(argv)
     from cnn_jax import models
     from cnn_jax.report.summary import format_summary, summarize
+
     if a.list or not a.model:
         for name in models.list_models():
             print(f"{name:<22} {models.get_spec(name).description}")
@@ -24,10 +25,12 @@ def run(argv: list) -> int:
     size = a.input_size or spec.input_size
     model = models.create_model(a.model, num_classes=a.num_classes or None)
     from cnn_jax.model_input import input_size_errors
+
     with input_size_errors(a.model, size, "pass a larger --input-size"):
         s = summarize(model, (1, size, size, spec.in_channels))
     print(format_summary(s, f"{a.model} at {size}x{size}x{spec.in_channels}"))
     from cnn_jax.models.registry import reference_numbers
+
     r = reference_numbers().get(a.model)
     if r and size == r.get("input_size") and not a.num_classes:
         print(f"reference: {r['params_exact']:,} params, {r['macs']:,} MACs ({r['variant']})")

@@ -51,8 +51,12 @@ def _matmul_bwd(residuals, g):
     # copy, which makes the whole step faster (docs/performance.md).
     g = lax.optimization_barrier(g)
     dx = lax.dot_general(g, w, (((g.ndim - 1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
-    dw = lax.dot_general(x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1]), (((0,), (0,)), ((), ())),
-                         preferred_element_type=jnp.float32)
+    dw = lax.dot_general(
+        x.reshape(-1, x.shape[-1]),
+        g.reshape(-1, g.shape[-1]),
+        (((0,), (0,)), ((), ())),
+        preferred_element_type=jnp.float32,
+    )
     return dx.astype(x.dtype), dw.astype(w.dtype)
 
 

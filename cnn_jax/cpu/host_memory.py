@@ -28,8 +28,10 @@ M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
 def mode(environ=os.environ) -> str:
     value = environ.get("CNN_JAX_MALLOC", "auto")
     if value not in MODES:
-        raise UserError(f"CNN_JAX_MALLOC={value!r} is not a host memory mode; "
-                        f"set it to one of {', '.join(MODES)} (or unset it for auto).")
+        raise UserError(
+            f"CNN_JAX_MALLOC={value!r} is not a host memory mode; "
+            f"set it to one of {', '.join(MODES)} (or unset it for auto)."
+        )
     return value
 
 
@@ -42,8 +44,8 @@ def _glibc_mallopt():
     """glibc's mallopt, or None (macOS, musl, Windows: their allocators have other policies)."""
     try:
         libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # only glibc has it; musl's mallopt is a no-op
-        return libc.mallopt
+        # Only glibc has gnu_get_libc_version; musl's mallopt is a no-op.
+        return libc.mallopt if hasattr(libc, "gnu_get_libc_version") else None
     except (OSError, AttributeError):
         return None
 
@@ -63,5 +65,6 @@ def keep_freed_memory(environ=os.environ) -> bool:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     # glibc stores the trim threshold as a size_t: -1 is "never trim".
-    return all(mallopt(param, value) == 1
-               for param, value in ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, -1)))
+    return all(
+        mallopt(param, value) == 1 for param, value in ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, -1))
+    )

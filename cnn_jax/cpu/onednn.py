@@ -27,11 +27,15 @@ import jax
 import numpy as np
 from jax import lax
 from jax.experimental.custom_partitioning import custom_partitioning
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 SOURCE = Path(__file__).resolve().parent / "native" / "onednn_conv.cc"
-_TARGETS = {"forward": "CnnJaxOnednnConvForward", "backward_data": "CnnJaxOnednnConvBackwardData",
-            "backward_weights": "CnnJaxOnednnConvBackwardWeights"}
+_TARGETS = {
+    "forward": "CnnJaxOnednnConvForward",
+    "backward_data": "CnnJaxOnednnConvBackwardData",
+    "backward_weights": "CnnJaxOnednnConvBackwardWeights",
+}
 _INSTALL = "pip install onednn-cpu-gomp==2023.2.0 onednn-devel-cpu-gomp==2023.2.0"
 
 
@@ -52,14 +56,29 @@ def _installed_file(dist: str, suffix: str) -> Path:
 
 def cache_dir() -> Path:
     root = os.environ.get("CNN_JAX_NATIVE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cnn_jax", "native")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cnn_jax", "native"
+    )
     return Path(root)
 
 
 def _compile_command(output: Path, include: Path, libdir: Path) -> list:
-    return [os.environ.get("CXX", "g++"), "-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp", "-w",
-            f"-I{include}", f"-I{jax.ffi.include_dir()}", str(SOURCE), f"-L{libdir}", "-l:libdnnl.so.3",
-            f"-Wl,-rpath,{libdir}", "-o", str(output)]
+    return [
+        os.environ.get("CXX", "g++"),
+        "-O2",
+        "-std=c++17",
+        "-shared",
+        "-fPIC",
+        "-fopenmp",
+        "-w",
+        f"-I{include}",
+        f"-I{jax.ffi.include_dir()}",
+        str(SOURCE),
+        f"-L{libdir}",
+        "-l:libdnnl.so.3",
+        f"-Wl,-rpath,{libdir}",
+        "-o",
+        str(output),
+    ]
 
 
 def build() -> Path:
@@ -69,16 +88,19 @@ def build() -> Path:
     header = _installed_file("onednn-devel-cpu-gomp", "oneapi/dnnl/dnnl.hpp")
     include = header.parent.parent.parent
     probe = _compile_command(Path("OUT"), include, lib.parent)
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(probe).encode()
-                            + importlib.metadata.version("jaxlib").encode()).hexdigest()[:16]
+    digest = hashlib.sha256(
+        SOURCE.read_bytes() + " ".join(probe).encode() + importlib.metadata.version("jaxlib").encode()
+    ).hexdigest()[:16]
     output = cache_dir() / f"libcnn_jax_onednn-{digest}.so"
     if output.exists():
         return output
     try:
         return _compile(output, include, lib.parent)
     except OSError as e:
-        raise Unavailable(f"the oneDNN shim could not be written to {output.parent} ({e.strerror}); "
-                          "set CNN_JAX_NATIVE_CACHE to a writable directory") from None
+        raise Unavailable(
+            f"the oneDNN shim could not be written to {output.parent} ({e.strerror}); "
+            "set CNN_JAX_NATIVE_CACHE to a writable directory"
+        ) from None
 
 
 def _compile(output: Path, include: Path, libdir: Path) -> Path:
@@ -88,11 +110,12 @@ def _compile(output: Path, include: Path, libdir: Path) -> Path:
         try:
             done = subprocess.run(_compile_command(partial, include, libdir), capture_output=True, text=True)
         except FileNotFoundError:
-            raise Unavailable("no C++ compiler was found to build the oneDNN shim; install g++ "
-                              "(or set CXX)") from None
+            raise Unavailable("no C++ compiler was found to build the oneDNN shim; install g++ (or set CXX)") from None
         if done.returncode != 0:
-            raise Unavailable(f"compiling {SOURCE.name} failed ({done.stderr.strip()[-300:]}); "
-                              "check the compiler and the onednn-devel-cpu-gomp headers")
+            raise Unavailable(
+                f"compiling {SOURCE.name} failed ({done.stderr.strip()[-300:]}); "
+                "check the compiler and the onednn-devel-cpu-gomp headers"
+            )
         os.replace(partial, output)
     return output
 
@@ -107,8 +130,7 @@ def _load():
     except OSError as e:
         return Unavailable(f"loading the oneDNN shim failed ({e}); reinstall onednn-cpu-gomp")
     for name, symbol in _TARGETS.items():
-        jax.ffi.register_ffi_target(f"cnn_jax_onednn_{name}", jax.ffi.pycapsule(getattr(lib, symbol)),
-                                    platform="cpu")
+        jax.ffi.register_ffi_target(f"cnn_jax_onednn_{name}", jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
     return None
 
 
@@ -129,8 +151,11 @@ def threads_per_call() -> int:
 
 # Each call's operands and result as einsum-like factors, for XLA's sharding propagation
 # (Shardy): only the batch `b` is shared; it is summed away in the weight gradient.
-_FACTORS = {"forward": "b h w c, k l i o -> b p q n", "backward_data": "b p q o, k l i n -> b h w c",
-            "backward_weights": "b h w c, b p q o -> k l i n"}
+_FACTORS = {
+    "forward": "b h w c, k l i o -> b p q n",
+    "backward_data": "b p q o, k l i n -> b h w c",
+    "backward_weights": "b h w c, b p q o -> k l i n",
+}
 
 
 def _result_dtype(target: str, operands):
@@ -169,14 +194,19 @@ def _batch_partitioned(target: str, shape, attrs):
         def lower(a, b):
             out = local(a, b)
             return lax.psum(out, batch) if reduces and batch is not None else out
+
         return mesh, lower, result_sharding(mesh, batch), operands
 
     def infer(mesh, arg_shapes, result_shape):
         return result_sharding(mesh, batch_axes(arg_shapes))
 
     call = custom_partitioning(local)
-    call.def_partition(partition, infer_sharding_from_operands=infer, sharding_rule=_FACTORS[target],
-                       reduction_factors=("b",) if reduces else ())
+    call.def_partition(
+        partition,
+        infer_sharding_from_operands=infer,
+        sharding_rule=_FACTORS[target],
+        reduction_factors=("b",) if reduces else (),
+    )
 
     # custom_partitioning has no batching rule: under vmap, one call per mapped slice.
     @jax.custom_batching.custom_vmap
@@ -190,28 +220,36 @@ def _batch_partitioned(target: str, shape, attrs):
         if all(in_batched):
             return lax.map(lambda ab: call(*ab), (a, b)), True
         return (lax.map(lambda x: call(x, b), a) if in_batched[0] else lax.map(lambda y: call(a, y), b)), True
+
     return mapped
 
 
 def _call(target: str, shape, dtype, a, b, *, strides, padding):
     """One oneDNN call, its result as `dtype` (rounded once, by oneDNN or here)."""
-    attrs = {"strides": np.asarray(strides, np.int64),
-             "padding": np.asarray([p for pair in padding for p in pair], np.int64),
-             "threads": np.int64(threads_per_call())}
+    attrs = {
+        "strides": np.asarray(strides, np.int64),
+        "padding": np.asarray([p for pair in padding for p in pair], np.int64),
+        "threads": np.int64(threads_per_call()),
+    }
     return _batch_partitioned(target, shape, attrs)(a, b).astype(dtype)
 
 
 def output_shape(x_shape, w_shape, strides, padding) -> tuple:
     size = lambda n, k, s, p: (n + p[0] + p[1] - k) // s + 1
-    return (x_shape[0], size(x_shape[1], w_shape[0], strides[0], padding[0]),
-            size(x_shape[2], w_shape[1], strides[1], padding[1]), w_shape[3])
+    return (
+        x_shape[0],
+        size(x_shape[1], w_shape[0], strides[0], padding[0]),
+        size(x_shape[2], w_shape[1], strides[1], padding[1]),
+        w_shape[3],
+    )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def conv(x, w, strides: tuple, padding: tuple):
     """NHWC x HWIO -> NHWC, explicit ((top, bottom), (left, right)) padding, through oneDNN."""
-    return _call("forward", output_shape(x.shape, w.shape, strides, padding), x.dtype, x, w,
-                 strides=strides, padding=padding)
+    return _call(
+        "forward", output_shape(x.shape, w.shape, strides, padding), x.dtype, x, w, strides=strides, padding=padding
+    )
 
 
 def _conv_fwd(x, w, strides, padding):

@@ -31,8 +31,10 @@ def _views(x, window, strides, pads) -> list:
     ho, wo = (_out_size(d, k, s, p) for d, k, s, p in zip((h, w), window, strides, pads))
     xp = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
     sh, sw = strides
-    return [lax.slice(xp, (0, i, j, 0), (n, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, c), (1, sh, sw, 1))
-            for i, j in _offsets(window)]
+    return [
+        lax.slice(xp, (0, i, j, 0), (n, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, c), (1, sh, sw, 1))
+        for i, j in _offsets(window)
+    ]
 
 
 def _offset_dtype(window):
@@ -63,8 +65,8 @@ def _max_pool_fwd(x, window, strides, pads):
 
 def _max_pool_bwd(window, strides, pads, residuals, g):
     first, (n, h, w, c) = residuals
-    (t, b), (l, r) = pads
-    hp, wp = h + t + b, w + l + r
+    (top, bottom), (left, right) = pads
+    hp, wp = h + top + bottom, w + left + right
     ho, wo = g.shape[1:3]
     sh, sw = strides
     # Overlapping windows' shares are summed in float32 and rounded once: summed in bfloat16,
@@ -75,11 +77,13 @@ def _max_pool_bwd(window, strides, pads, residuals, g):
     dxp = jnp.zeros((n, hp, wp, c), g.dtype)
     for k, (i, j) in enumerate(_offsets(window)):
         # Output (oi, oj)'s window element at offset (i, j) is padded input (oi*sh+i, oj*sw+j).
-        placed = lax.pad(jnp.where(first == k, g, 0.0), jnp.zeros((), g.dtype),
-                         ((0, 0, 0), (i, hp - i - (ho - 1) * sh - 1, sh - 1),
-                          (j, wp - j - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)))
+        placed = lax.pad(
+            jnp.where(first == k, g, 0.0),
+            jnp.zeros((), g.dtype),
+            ((0, 0, 0), (i, hp - i - (ho - 1) * sh - 1, sh - 1), (j, wp - j - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)),
+        )
         dxp = dxp + placed
-    return ((dxp[:, t:t + h, l:l + w, :] + exact_zero).astype(dtype),)
+    return ((dxp[:, top : top + h, left : left + w, :] + exact_zero).astype(dtype),)
 
 
 def _zero_from_sum(g):

@@ -27,13 +27,12 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 # PCA of ImageNet RGB pixels on the [0, 1] scale (AlexNet Sec. 4.1 as published by
 # fb.resnet.torch): eigenvalues, and the eigenvectors as *columns* (rows are R, G, B).
 PCA_EIGVAL = (0.2175, 0.0188, 0.0045)
-PCA_EIGVEC = ((-0.5675, 0.7192, 0.4009),
-              (-0.5808, -0.0045, -0.8140),
-              (-0.5836, -0.6948, 0.4203))
+PCA_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
 PIXEL_MAX = 255.0
 
 
 # --- seeds, dtypes
+
 
 def split_seed(seed, num: int) -> list:
     """`num` independent [2] seeds derived from one (stateless, so reproducible)."""
@@ -53,6 +52,7 @@ def _hw(image):
 
 # --- deterministic geometry
 
+
 def shorter_side_dims(height, width, size):
     """Output (h, w) when the shorter side becomes `size`; the longer side is truncated
     like torchvision's `Resize(int)`, so the aspect ratio is kept to within a pixel."""
@@ -65,8 +65,7 @@ def shorter_side_dims(height, width, size):
 
 def resize(image, height, width, method: str = "bilinear", antialias: bool = True) -> tf.Tensor:
     # antialias=True makes downscaling average like PIL (torchvision's reference path).
-    return tf.image.resize(to_float(image), tf.stack([height, width]), method=method,
-                           antialias=antialias)
+    return tf.image.resize(to_float(image), tf.stack([height, width]), method=method, antialias=antialias)
 
 
 def resize_shorter_side(image, size, method: str = "bilinear") -> tf.Tensor:
@@ -93,6 +92,7 @@ def flip_left_right(image) -> tf.Tensor:
 
 # --- random geometry
 
+
 def random_flip(image, seed) -> tf.Tensor:
     """Horizontal flip with probability 1/2 (every paper since AlexNet)."""
     return tf.image.stateless_random_flip_left_right(image, seed)
@@ -115,8 +115,9 @@ def random_shorter_side(image, seed, lo: int, hi: int) -> tf.Tensor:
     return resize_shorter_side(image, scale_jitter_size(seed, lo, hi))
 
 
-def random_resized_crop_box(image_shape, seed, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
-                            attempts: int = 10) -> tf.Tensor:
+def random_resized_crop_box(
+    image_shape, seed, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), attempts: int = 10
+) -> tf.Tensor:
     """torchvision `RandomResizedCrop.get_params`: area fraction ~ U(scale), log-uniform
     aspect ratio w/h in `ratio`, first of `attempts` candidates that fits; otherwise a
     centre crop at the aspect ratio clamped into `ratio`. All attempts are drawn at once
@@ -125,11 +126,10 @@ def random_resized_crop_box(image_shape, seed, scale=(0.08, 1.0), ratio=(3 / 4, 
     h = tf.cast(image_shape[0], tf.float32)
     w = tf.cast(image_shape[1], tf.float32)
     area = h * w * tf.random.stateless_uniform([attempts], s_area, scale[0], scale[1])
-    aspect = tf.exp(tf.random.stateless_uniform([attempts], s_ratio, math.log(ratio[0]),
-                                                math.log(ratio[1])))
+    aspect = tf.exp(tf.random.stateless_uniform([attempts], s_ratio, math.log(ratio[0]), math.log(ratio[1])))
     cw, ch = tf.round(tf.sqrt(area * aspect)), tf.round(tf.sqrt(area / aspect))
     fits = (cw > 0) & (ch > 0) & (cw <= w) & (ch <= h)
-    first = tf.argmax(tf.cast(fits, tf.int32))          # index of the first True
+    first = tf.argmax(tf.cast(fits, tf.int32))  # index of the first True
     found = tf.reduce_any(fits)
     in_ratio = w / h
     fb_w = tf.where(in_ratio > ratio[1], tf.round(h * ratio[1]), w)
@@ -143,16 +143,28 @@ def random_resized_crop_box(image_shape, seed, scale=(0.08, 1.0), ratio=(3 / 4, 
     return tf.cast(tf.stack([y, x, crop_h, crop_w]), tf.int32)
 
 
-def inception_crop_box(image_shape, seed, area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3),
-                       min_object_covered: float = 0.0, max_attempts: int = 100) -> tf.Tensor:
+def inception_crop_box(
+    image_shape,
+    seed,
+    area_range=(0.08, 1.0),
+    aspect_range=(3 / 4, 4 / 3),
+    min_object_covered: float = 0.0,
+    max_attempts: int = 100,
+) -> tf.Tensor:
     """TF Inception preprocessing's `distorted_bounding_box_crop` with the whole image as
     the object box (falls back to the whole image after `max_attempts`). TF-slim used
     area (0.05, 1) with min_object_covered 0.1 (so effectively >= 10%); the defaults
     here are the GoogLeNet paper's 8%-100%."""
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.cast(image_shape, tf.int32), tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
-        min_object_covered=min_object_covered, aspect_ratio_range=aspect_range,
-        area_range=area_range, max_attempts=max_attempts, use_image_if_no_bounding_boxes=True)
+        tf.cast(image_shape, tf.int32),
+        tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seed,
+        min_object_covered=min_object_covered,
+        aspect_ratio_range=aspect_range,
+        area_range=area_range,
+        max_attempts=max_attempts,
+        use_image_if_no_bounding_boxes=True,
+    )
     return tf.stack([begin[0], begin[1], size[0], size[1]])
 
 
@@ -165,11 +177,18 @@ def random_interpolation_resize(image, seed, size: int) -> tf.Tensor:
     k = tf.random.stateless_uniform([], seed, 0, len(RESIZE_METHODS), dtype=tf.int32)
     x = to_float(image)
     branches = [lambda m=m: resize(x, size, size, m, antialias=False) for m in RESIZE_METHODS]
-    return tf.clip_by_value(tf.switch_case(k, branches), 0.0, PIXEL_MAX)   # bicubic overshoots
+    return tf.clip_by_value(tf.switch_case(k, branches), 0.0, PIXEL_MAX)  # bicubic overshoots
 
 
-def random_resized_crop(image, seed, size: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
-                        style: str = "torchvision", random_interpolation: bool = False):
+def random_resized_crop(
+    image,
+    seed,
+    size: int,
+    scale=(0.08, 1.0),
+    ratio=(3 / 4, 4 / 3),
+    style: str = "torchvision",
+    random_interpolation: bool = False,
+):
     """Crop a random box (torchvision- or Inception-style sampler), resize to size x size."""
     s_box, s_resize = split_seed(seed, 2)
     if style == "torchvision":
@@ -185,6 +204,7 @@ def random_resized_crop(image, seed, size: int, scale=(0.08, 1.0), ratio=(3 / 4,
 
 
 # --- photometric
+
 
 def lighting_shift(alpha, eigval=PCA_EIGVAL, eigvec=PCA_EIGVEC, pixel_scale=PIXEL_MAX):
     """The per-channel RGB offset [p1 p2 p3][a1 l1, a2 l2, a3 l3]^T of AlexNet Sec. 4.1,
@@ -230,7 +250,7 @@ def inception_color_distortion(image, seed) -> tf.Tensor:
 
 
 def _grayscale(x):
-    return tf.image.rgb_to_grayscale(x)      # ITU-R 601 luma, as fb.resnet.torch
+    return tf.image.rgb_to_grayscale(x)  # ITU-R 601 luma, as fb.resnet.torch
 
 
 def color_jitter(image, seed, brightness=0.4, contrast=0.4, saturation=0.4) -> tf.Tensor:
@@ -245,11 +265,14 @@ def color_jitter(image, seed, brightness=0.4, contrast=0.4, saturation=0.4) -> t
         return a * x + (1.0 - a) * other
 
     def jitter(x, which):
-        return tf.switch_case(which, [
-            lambda: blend(x, 0.0, alpha[0]),
-            lambda: blend(x, tf.reduce_mean(_grayscale(x)), alpha[1]),
-            lambda: blend(x, _grayscale(x), alpha[2]),
-        ])
+        return tf.switch_case(
+            which,
+            [
+                lambda: blend(x, 0.0, alpha[0]),
+                lambda: blend(x, tf.reduce_mean(_grayscale(x)), alpha[1]),
+                lambda: blend(x, _grayscale(x), alpha[2]),
+            ],
+        )
 
     order = tf.argsort(tf.random.stateless_uniform([3], s_order))
     x = to_float(image)
@@ -261,6 +284,7 @@ def color_jitter(image, seed, brightness=0.4, contrast=0.4, saturation=0.4) -> t
 # --- normalisations
 # Each takes a float image on the 0-255 scale. Written with plain arithmetic and
 # slicing so that they work on tf, numpy and jax arrays alike.
+
 
 def normalize_imagenet(x):
     """torchvision/Keras "torch" mode: [0, 1] scale, minus ImageNet RGB mean, over std."""

@@ -17,6 +17,7 @@ SIZES = ((500, 375), (500, 333), (375, 500), (500, 500), (640, 480))
 def make_jpeg_folder(root: pathlib.Path, num_images: int, num_classes: int = 10, seed: int = 0) -> pathlib.Path:
     """root/train/CLASS/*.jpg (and a small val/) of smooth random images, reused if present."""
     from PIL import Image
+
     marker = root / f".complete_{num_images}"
     if marker.exists():
         return root

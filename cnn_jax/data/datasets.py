@@ -15,6 +15,7 @@ try:
     import importlib_resources  # noqa: F401
 except ImportError:  # pragma: no cover
     import importlib.resources
+
     sys.modules.setdefault("importlib_resources", importlib.resources)
 
 import tensorflow_datasets as tfds  # noqa: E402
@@ -30,14 +31,14 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".JPEG", ".JPG", ".PN
 @dataclasses.dataclass
 class Source:
     name: str
-    builder: object                 # a tfds DatasetBuilder (ImageFolder included)
+    builder: object  # a tfds DatasetBuilder (ImageFolder included)
     train_split: str
     eval_split: str
     num_classes: int
     num_train: int
     num_eval: int
-    image_shape: tuple              # (H, W, C); H, W None when sizes vary
-    folder: str = ""                # the root of an image folder, "" for TFDS datasets
+    image_shape: tuple  # (H, W, C); H, W None when sizes vary
+    folder: str = ""  # the root of an image folder, "" for TFDS datasets
 
     @property
     def is_folder(self) -> bool:
@@ -68,8 +69,10 @@ def _pick_eval_split(splits, requested: str, name: str) -> str:
     for candidate in EVAL_SPLIT_NAMES:
         if candidate in splits:
             return candidate
-    raise UserError(f"Dataset {name!r} has no validation or test split (it has {', '.join(sorted(splits))}); "
-                    "set --config.eval_split.")
+    raise UserError(
+        f"Dataset {name!r} has no validation or test split (it has {', '.join(sorted(splits))}); "
+        "set --config.eval_split."
+    )
 
 
 def _check_imagenet_archives(data_dir: str) -> None:
@@ -78,22 +81,29 @@ def _check_imagenet_archives(data_dir: str) -> None:
     if prepared.exists():
         return
     if not any((manual / f).exists() for f in IMAGENET_ARCHIVES):
-        raise UserError(f"ImageNet archives not found: put {' and '.join(IMAGENET_ARCHIVES)} (from image-net.org) "
-                        f"in {manual} and run again.")
+        raise UserError(
+            f"ImageNet archives not found: put {' and '.join(IMAGENET_ARCHIVES)} (from image-net.org) "
+            f"in {manual} and run again."
+        )
 
 
 def _folder_builder(root: pathlib.Path):
     if not (root / "train").is_dir():
-        raise UserError(f"Image folder {str(root)!r} has no train/ subfolder; lay it out as "
-                        "train/CLASS/*.jpg with val/CLASS/*.jpg (or test/) beside it.")
+        raise UserError(
+            f"Image folder {str(root)!r} has no train/ subfolder; lay it out as "
+            "train/CLASS/*.jpg with val/CLASS/*.jpg (or test/) beside it."
+        )
     if not any(p.suffix in IMAGE_SUFFIXES for p in (root / "train").glob("*/*")):
-        raise UserError(f"Image folder {str(root / 'train')!r} holds no images in class subfolders; "
-                        "lay it out as train/CLASS/*.jpg.")
+        raise UserError(
+            f"Image folder {str(root / 'train')!r} holds no images in class subfolders; "
+            "lay it out as train/CLASS/*.jpg."
+        )
     return tfds.ImageFolder(str(root))
 
 
-def open_source(name: str, data_dir: str = "", train_split: str = "train", eval_split: str = "",
-                idx_dir: str = "") -> Source:
+def open_source(
+    name: str, data_dir: str = "", train_split: str = "train", eval_split: str = "", idx_dir: str = ""
+) -> Source:
     """Resolve a dataset name or folder into a prepared TFDS builder and its splits.
     `idx_dir`: the folder of the IDX files of `mnist` or `fashion_mnist` (idx/prepare.py)."""
     path = pathlib.Path(name).expanduser()
@@ -106,8 +116,10 @@ def open_source(name: str, data_dir: str = "", train_split: str = "train", eval_
         if name == "digits":
             import cnn_jax.data.digits  # noqa: F401  (registers the builder)
         if name not in tfds.list_builders():
-            raise UserError(f"Unknown dataset {name!r}{did_you_mean(name, tfds.list_builders())}; "
-                            "pass a TFDS name or the path of an image folder.")
+            raise UserError(
+                f"Unknown dataset {name!r}{did_you_mean(name, tfds.list_builders())}; "
+                "pass a TFDS name or the path of an image folder."
+            )
         if name == "imagenet2012":
             _check_imagenet_archives(data_dir)
         with _prepare_lock(data_dir):
@@ -119,8 +131,10 @@ def open_source(name: str, data_dir: str = "", train_split: str = "train", eval_
             except UserError:
                 raise
             except Exception as e:
-                raise UserError(f"Could not prepare dataset {name!r} in {data_dir}: {str(e).splitlines()[0]}; "
-                                "check the network or the manual-download files.") from None
+                raise UserError(
+                    f"Could not prepare dataset {name!r} in {data_dir}: {str(e).splitlines()[0]}; "
+                    "check the network or the manual-download files."
+                ) from None
         # A builder made before another process finished preparing would keep empty splits.
         builder, folder = tfds.builder(name, data_dir=data_dir), ""
     splits = builder.info.splits
@@ -129,7 +143,14 @@ def open_source(name: str, data_dir: str = "", train_split: str = "train", eval_
     eval_name = _pick_eval_split(splits, eval_split, name)
     features = builder.info.features
     image_key = "image" if "image" in features else list(features)[0]
-    return Source(name=name, builder=builder, train_split=train_split, eval_split=eval_name,
-                  num_classes=features["label"].num_classes,
-                  num_train=splits[train_split].num_examples, num_eval=splits[eval_name].num_examples,
-                  image_shape=tuple(features[image_key].shape), folder=folder)
+    return Source(
+        name=name,
+        builder=builder,
+        train_split=train_split,
+        eval_split=eval_name,
+        num_classes=features["label"].num_classes,
+        num_train=splits[train_split].num_examples,
+        num_eval=splits[eval_name].num_examples,
+        image_shape=tuple(features[image_key].shape),
+        folder=folder,
+    )

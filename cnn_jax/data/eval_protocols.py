@@ -72,16 +72,16 @@ def ten_crop_views(images, crop: int):
     then the same five mirrored. The centre offset is floored, as in `augment.center_crop`."""
     h, w = images.shape[1:3]
     if crop > min(h, w):
-        raise UserError(f"10-crop size {crop} is larger than the {h}x{w} evaluation images; "
-                        "resize them to at least the crop size.")
+        raise UserError(
+            f"10-crop size {crop} is larger than the {h}x{w} evaluation images; resize them to at least the crop size."
+        )
     cy, cx = (h - crop) // 2, (w - crop) // 2
     corners = [(0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop), (cy, cx)]
-    five = [images[:, y:y + crop, x:x + crop, :] for y, x in corners]
+    five = [images[:, y : y + crop, x : x + crop, :] for y, x in corners]
     return jnp.stack(five + [flip(v) for v in five])
 
 
-def ten_crop(apply_fn: Callable, images, crop: int, average: str = "logits",
-             views_per_call: int = 1):
+def ten_crop(apply_fn: Callable, images, crop: int, average: str = "logits", views_per_call: int = 1):
     """AlexNet's 10-crop scores of a batch of resized squares (e.g. 256 -> crops of 224)."""
     return combine(_apply_views(apply_fn, ten_crop_views(images, crop), views_per_call), average)
 
@@ -95,17 +95,23 @@ def resize_shorter_side(images, size: int):
     return jax.image.resize(images, (n, new_h, new_w, c), "bilinear", antialias=True)
 
 
-def dense(apply_fn: Callable, images, scales: Sequence[int] | None = None, flips: bool = True,
-          average: str = "logits", views_per_call: int = 1):
+def dense(
+    apply_fn: Callable,
+    images,
+    scales: Sequence[int] | None = None,
+    flips: bool = True,
+    average: str = "logits",
+    views_per_call: int = 1,
+):
     """VGG dense evaluation. `apply_fn` must take any input size >= the training crop and
     return logits (N, K) or a class score map (N, h, w, K), which is averaged spatially.
     `scales` are the test scales Q (the shorter side each view is resized to); None uses
     the images as they are. Give images at least as large as the largest Q."""
     per_view = []
-    for q in (scales or (None,)):
+    for q in scales or (None,):
         x = images if q is None else resize_shorter_side(images, int(q))
         views = jnp.stack([x, flip(x)]) if flips else x[None]
-        per_view.append(_apply_views(apply_fn, views, views_per_call))   # shapes differ per Q
+        per_view.append(_apply_views(apply_fn, views, views_per_call))  # shapes differ per Q
     return combine(jnp.concatenate(per_view), average)
 
 
@@ -123,8 +129,10 @@ def get_protocol(name: str) -> Callable:
     """The protocol function by its CLI name (`--protocol center|10crop|dense`)."""
     key = {"ten_crop": "10crop", "centre": "center"}.get(name, name)
     if key not in PROTOCOLS:
-        raise UserError(f"Unknown evaluation protocol {name!r}{did_you_mean(name, PROTOCOLS)}; "
-                        f"choose one of {', '.join(PROTOCOLS)}.")
+        raise UserError(
+            f"Unknown evaluation protocol {name!r}{did_you_mean(name, PROTOCOLS)}; "
+            f"choose one of {', '.join(PROTOCOLS)}."
+        )
     return PROTOCOLS[key]
 
 

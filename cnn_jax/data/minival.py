@@ -42,9 +42,11 @@ def check_minival_size(size: int, num_examples: int, batch_size: int, split: str
     if size < 0:
         raise UserError(f"data.minival_size must be a number of examples or 0 (no minival), not {size}.")
     if size and num_examples - size < batch_size:
-        raise UserError(f"data.minival_size {size} leaves {num_examples - size} of the {num_examples} examples of "
-                        f"split {split!r} for training, fewer than one batch of {batch_size}; "
-                        "set --config.data.minival_size smaller.")
+        raise UserError(
+            f"data.minival_size {size} leaves {num_examples - size} of the {num_examples} examples of "
+            f"split {split!r} for training, fewer than one batch of {batch_size}; "
+            "set --config.data.minival_size smaller."
+        )
 
 
 def keep_part(ds: tf.data.Dataset, mask: np.ndarray, minival: bool) -> tf.data.Dataset:

@@ -49,8 +49,14 @@ def cutmix_box(lam, center, height, width) -> tf.Tensor:
     half_h = tf.cast(tf.floor(tf.cast(height, tf.float32) * ratio), tf.int32) // 2
     half_w = tf.cast(tf.floor(tf.cast(width, tf.float32) * ratio), tf.int32) // 2
     cy, cx = tf.cast(center[0], tf.int32), tf.cast(center[1], tf.int32)
-    return tf.stack([tf.clip_by_value(cy - half_h, 0, height), tf.clip_by_value(cx - half_w, 0, width),
-                     tf.clip_by_value(cy + half_h, 0, height), tf.clip_by_value(cx + half_w, 0, width)])
+    return tf.stack(
+        [
+            tf.clip_by_value(cy - half_h, 0, height),
+            tf.clip_by_value(cx - half_w, 0, width),
+            tf.clip_by_value(cy + half_h, 0, height),
+            tf.clip_by_value(cx + half_w, 0, width),
+        ]
+    )
 
 
 def cutmix(images, targets, box) -> tuple:
@@ -78,20 +84,24 @@ def sample_beta(seed, alpha: float) -> tf.Tensor:
 @dataclasses.dataclass(frozen=True)
 class Mixing:
     """Which of Mixup and CutMix a batch gets. An alpha of 0 turns that method off."""
+
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
-    prob: float = 1.0             # probability that a batch is mixed at all
-    switch_prob: float = 0.5      # with both on: probability of CutMix rather than Mixup
+    prob: float = 1.0  # probability that a batch is mixed at all
+    switch_prob: float = 0.5  # with both on: probability of CutMix rather than Mixup
 
     def __post_init__(self):
         for key, value in (("mixup_alpha", self.mixup_alpha), ("cutmix_alpha", self.cutmix_alpha)):
             if not value >= 0:
-                raise UserError(f"data.{key} is {value}, but it must be >= 0; set "
-                                f"--config.data.{key} to 0 (off) or a Beta parameter such as 0.2 or 1.0.")
+                raise UserError(
+                    f"data.{key} is {value}, but it must be >= 0; set "
+                    f"--config.data.{key} to 0 (off) or a Beta parameter such as 0.2 or 1.0."
+                )
         for key, value in (("mix_prob", self.prob), ("mix_switch_prob", self.switch_prob)):
             if not 0 <= value <= 1:
-                raise UserError(f"data.{key} is {value}, but it is a probability; set "
-                                f"--config.data.{key} to a value in [0, 1].")
+                raise UserError(
+                    f"data.{key} is {value}, but it is a probability; set --config.data.{key} to a value in [0, 1]."
+                )
 
     @property
     def enabled(self) -> bool:
@@ -111,8 +121,10 @@ class Mixing:
 
         def cut_mixed():
             s_y, s_x = split_seed(s_center, 2)
-            center = (tf.random.stateless_uniform([], s_y, 0, height, tf.int32),
-                      tf.random.stateless_uniform([], s_x, 0, width, tf.int32))
+            center = (
+                tf.random.stateless_uniform([], s_y, 0, height, tf.int32),
+                tf.random.stateless_uniform([], s_x, 0, width, tf.int32),
+            )
             box = cutmix_box(sample_beta(s_lam, self.cutmix_alpha), center, height, width)
             return cutmix(images, targets, box)[:2]
 

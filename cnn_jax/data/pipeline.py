@@ -46,6 +46,7 @@ TRAIN, MINIVAL, EVAL = "train", "minival", "eval"
 @dataclasses.dataclass(frozen=True)
 class Sharding:
     """Which slice of each global batch this process feeds."""
+
     index: int = 0
     count: int = 1
 
@@ -70,8 +71,10 @@ def mix_seed(seed: int, batch_number) -> tf.Tensor:
 def steps_per_epoch(num_examples: int, global_batch: int) -> int:
     steps = num_examples // global_batch
     if steps == 0:
-        raise UserError(f"batch_size {global_batch} is larger than the {num_examples} training examples; "
-                        "set --config.batch_size smaller.")
+        raise UserError(
+            f"batch_size {global_batch} is larger than the {num_examples} training examples; "
+            "set --config.batch_size smaller."
+        )
     return steps
 
 
@@ -86,8 +89,11 @@ class Pipeline:
         self.parallel = tf.data.AUTOTUNE if config.data.num_parallel_calls < 0 else config.data.num_parallel_calls
         self.minival_size = int(config.data.get("minival_size", 0) or 0)
         check_minival_size(self.minival_size, source.num_train, int(config.batch_size), source.train_split)
-        self._in_minival = in_minival(source.num_train, self.minival_size, int(config.data.get("minival_seed", 0))) \
-            if self.minival_size else None
+        self._in_minival = (
+            in_minival(source.num_train, self.minival_size, int(config.data.get("minival_seed", 0)))
+            if self.minival_size
+            else None
+        )
         self._train_base = self._examples(TRAIN)  # what every epoch shuffles
         self._skipped = {}
 
@@ -123,8 +129,14 @@ class Pipeline:
             self._skipped[part] = total - kept
             where = {TRAIN: " outside minival", MINIVAL: "'s minival"}.get(part, "") if self.minival_size else ""
             log = logging.warning if kept < total else logging.info
-            log("data.skip_corrupt: skipped %d undecodable image(s) of %d in split %r%s of %s",
-                total - kept, total, self._split_of(part), where, self.source.name)
+            log(
+                "data.skip_corrupt: skipped %d undecodable image(s) of %d in split %r%s of %s",
+                total - kept,
+                total,
+                self._split_of(part),
+                where,
+                self.source.name,
+            )
         return self._skipped[part]
 
     def skipped_corrupt(self) -> dict:
@@ -142,8 +154,12 @@ class Pipeline:
     def _examples(self, part: str) -> tf.data.Dataset:
         """(position, image, label) of `part` in the split's stored order. Positions are counted
         before skip_corrupt drops an image, so a position names the same example in every run."""
-        ds = self.source.builder.as_dataset(split=self._split_of(part), shuffle_files=False, as_supervised=True,
-                                            read_config=tfds.ReadConfig(shuffle_seed=0)).enumerate()
+        ds = self.source.builder.as_dataset(
+            split=self._split_of(part),
+            shuffle_files=False,
+            as_supervised=True,
+            read_config=tfds.ReadConfig(shuffle_seed=0),
+        ).enumerate()
         if self.config.data.skip_corrupt:
             ds = ds.ignore_errors(log_warning=True)
         if self._in_minival is not None and part != EVAL:
@@ -167,8 +183,10 @@ class Pipeline:
 
     def local_batch(self, global_batch: int) -> int:
         if global_batch % self.sharding.count:
-            raise UserError(f"Batch size {global_batch} is not divisible by the {self.sharding.count} processes; "
-                            "set --config.batch_size to a multiple of it.")
+            raise UserError(
+                f"Batch size {global_batch} is not divisible by the {self.sharding.count} processes; "
+                "set --config.batch_size to a multiple of it."
+            )
         return global_batch // self.sharding.count
 
     # ---- training ---------------------------------------------------------------
@@ -183,8 +201,10 @@ class Pipeline:
         ds = self._local_slice(ds, local)
         recipe, size, mixing = self.recipe, self.size, self.recipe.mixing
         if mixing.enabled and local % 2:
-            raise UserError(f"Mixup/CutMix mix neighbouring examples, so each process's {local} examples of a "
-                            f"batch must be even; set --config.batch_size to a multiple of {2 * self.sharding.count}.")
+            raise UserError(
+                f"Mixup/CutMix mix neighbouring examples, so each process's {local} examples of a "
+                f"batch must be even; set --config.batch_size to a multiple of {2 * self.sharding.count}."
+            )
 
         def augment(i, example):
             _, image, label = example
@@ -193,8 +213,9 @@ class Pipeline:
             return {**out, "position": i} if mixing.enabled else out
 
         def mix(batch):
-            images, labels = mixing(batch["image"], batch["label"], mix_seed(seed, batch["position"][0] // g),
-                                    self.source.num_classes)
+            images, labels = mixing(
+                batch["image"], batch["label"], mix_seed(seed, batch["position"][0] // g), self.source.num_classes
+            )
             return {"image": images, "label": labels}
 
         ds = ds.map(augment, num_parallel_calls=self.parallel, deterministic=True)
@@ -213,8 +234,10 @@ class Pipeline:
                 produced += 1
                 yield batch
             if produced == 0 and offset == 0:
-                raise UserError(f"Epoch {epoch} of {self.source.name!r} produced no batch (too few decodable "
-                                "examples for the batch size); set --config.batch_size smaller.")
+                raise UserError(
+                    f"Epoch {epoch} of {self.source.name!r} produced no batch (too few decodable "
+                    "examples for the batch size); set --config.batch_size smaller."
+                )
             epoch, offset = epoch + 1, 0
 
     def _guard(self, batches, split: str):
@@ -223,10 +246,15 @@ class Pipeline:
             yield from batches
         except tf.errors.InvalidArgumentError as e:
             bad = find_undecodable(self.source, split) if self.source.is_folder else None
-            where = f"Image {bad[0]} cannot be decoded ({bad[1]})" if bad else \
-                f"An image of {self.source.name!r} split {split!r} cannot be decoded ({str(e).splitlines()[0][:120]})"
-            raise UserError(f"{where}; remove or replace it, or set --config.data.skip_corrupt=True "
-                            "to skip undecodable images.") from None
+            reason = str(e).splitlines()[0][:120]
+            where = (
+                f"Image {bad[0]} cannot be decoded ({bad[1]})"
+                if bad
+                else f"An image of {self.source.name!r} split {split!r} cannot be decoded ({reason})"
+            )
+            raise UserError(
+                f"{where}; remove or replace it, or set --config.data.skip_corrupt=True to skip undecodable images."
+            ) from None
 
     # ---- evaluation ---------------------------------------------------------------
     def eval_dataset(self, global_batch: int, recipe_eval=None, minival: bool = False) -> tf.data.Dataset:
@@ -236,9 +264,15 @@ class Pipeline:
         size, recipe, part = self.size, self.recipe, MINIVAL if minival else EVAL
         preprocess = recipe_eval or (lambda image: recipe.eval(image, size))
         ds = self._examples(part).map(
-            lambda i, image, label: {"image": preprocess(self._to_channels(image)), "label": label,
-                                     "mask": tf.constant(1.0), "index": tf.cast(i, tf.int32)},
-            num_parallel_calls=self.parallel, deterministic=True)
+            lambda i, image, label: {
+                "image": preprocess(self._to_channels(image)),
+                "label": label,
+                "mask": tf.constant(1.0),
+                "index": tf.cast(i, tf.int32),
+            },
+            num_parallel_calls=self.parallel,
+            deterministic=True,
+        )
         pad = (-(self._part_size(part) - self.skipped(part))) % global_batch
         if pad:
             # Built from the element spec: reading one element would leave the split's in-memory
@@ -256,6 +290,7 @@ class Pipeline:
 def find_undecodable(source: Source, split: str):
     """(path, reason) of the first image of an image-folder split that TF cannot decode."""
     import pathlib
+
     root = pathlib.Path(source.folder) / split
     for path in sorted(root.glob("*/*")):
         try:

@@ -25,7 +25,7 @@ from cnn_jax.errors import UserError
 
 FILL = 128.0
 MAX_MAGNITUDE = 10.0
-SHARPEN_KERNEL = ((1, 1, 1), (1, 5, 1), (1, 1, 1))   # PIL's ImageFilter.SMOOTH, sum 13
+SHARPEN_KERNEL = ((1, 1, 1), (1, 5, 1), (1, 1, 1))  # PIL's ImageFilter.SMOOTH, sum 13
 
 
 def _uint8(x):
@@ -52,6 +52,7 @@ def _gray(image):
 
 
 # --- pixel ops: image [H, W, C] float32, integer values in [0, 255]
+
 
 def identity(image):
     return image
@@ -115,6 +116,7 @@ def sharpness(image, factor):
 
 # --- geometric ops
 
+
 def _transform(image, matrix):
     """PIL's affine transform: the output point (x, y) takes the input pixel nearest to
     (a0 x + a1 y + a2, b0 x + b1 y + b2), matrix = (a0, a1, a2, b0, b1, b2), in PIL's continuous
@@ -124,8 +126,13 @@ def _transform(image, matrix):
     a2, b2 = a2 + 0.5 * (a0 + a1 - 1.0), b2 + 0.5 * (b0 + b1 - 1.0)
     flat = tf.stack([a0, a1, a2, b0, b1, b2, 0.0, 0.0])[None]
     out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=flat, output_shape=tf.shape(image)[:2], fill_value=FILL,
-        interpolation="NEAREST", fill_mode="CONSTANT")
+        images=image[None],
+        transforms=flat,
+        output_shape=tf.shape(image)[:2],
+        fill_value=FILL,
+        interpolation="NEAREST",
+        fill_mode="CONSTANT",
+    )
     return out[0]
 
 
@@ -158,6 +165,7 @@ def rotate(image, degrees):
 
 # --- the op list and the magnitude scale: name -> (op, args(m, sign, height, width))
 # with m = M / 10 and sign = +-1 drawn per op (for the ops whose direction is arbitrary).
+
 
 def _factor(m, sign, h, w):
     return (1.0 + sign * 0.9 * m,)
@@ -200,7 +208,7 @@ def rand_augment(image, seed, num_ops: int, magnitude: float, ops: tuple = OP_NA
         s_op, s_sign = split_seed(layer_seed, 2)
         k = tf.random.stateless_uniform([], s_op, 0, len(ops), dtype=tf.int32)
         sign = tf.where(tf.random.stateless_uniform([], s_sign) < 0.5, -1.0, 1.0)
-        x = tf.switch_case(k, [lambda name=name, x=x: apply_op(name, x, magnitude, sign) for name in ops])
+        x = tf.switch_case(k, [lambda name=name, x=x, sign=sign: apply_op(name, x, magnitude, sign) for name in ops])
         x.set_shape(image.shape)
     return x
 
@@ -216,6 +224,8 @@ def parse_randaugment(spec: str):
     except (ValueError, IndexError):
         valid = False
     if not valid:
-        raise UserError(f"data.randaugment {spec!r} is not 'N,M'; set --config.data.randaugment to N ops and "
-                        f"a magnitude M in [0, {MAX_MAGNITUDE:g}], such as '2,9', or '' for off.")
+        raise UserError(
+            f"data.randaugment {spec!r} is not 'N,M'; set --config.data.randaugment to N ops and "
+            f"a magnitude M in [0, {MAX_MAGNITUDE:g}], such as '2,9', or '' for off."
+        )
     return num_ops, magnitude

@@ -80,11 +80,11 @@ class Recipe:
     test_scales: tuple | None = None
     base_size: int = 224
     # Modern add-ons (Cubuk et al. 2020; Zhang et al. 2018; Yun et al. 2019), off here.
-    randaugment: str = ""             # "N,M", e.g. "2,9"; "" = off
-    mixup_alpha: float = 0.0          # Beta(alpha, alpha) mixing weights; 0 = off
+    randaugment: str = ""  # "N,M", e.g. "2,9"; "" = off
+    mixup_alpha: float = 0.0  # Beta(alpha, alpha) mixing weights; 0 = off
     cutmix_alpha: float = 0.0
-    mix_prob: float = 1.0             # probability that a batch is mixed
-    mix_switch_prob: float = 0.5      # both on: probability of CutMix rather than Mixup
+    mix_prob: float = 1.0  # probability that a batch is mixed
+    mix_switch_prob: float = 0.5  # both on: probability of CutMix rather than Mixup
 
     def __post_init__(self):
         if self.crop not in CROPS:
@@ -92,9 +92,11 @@ class Recipe:
         if self.color not in COLORS:
             raise UserError(f"Recipe color {self.color!r} is not one of {COLORS}.")
         if self.normalization not in A.NORMALIZATIONS:
-            raise UserError(f"Normalization {self.normalization!r} is unknown"
-                            f"{did_you_mean(self.normalization, A.NORMALIZATIONS)}; "
-                            f"choose one of {sorted(A.NORMALIZATIONS)}.")
+            raise UserError(
+                f"Normalization {self.normalization!r} is unknown"
+                f"{did_you_mean(self.normalization, A.NORMALIZATIONS)}; "
+                f"choose one of {sorted(A.NORMALIZATIONS)}."
+            )
         RA.parse_randaugment(self.randaugment)
         _ = self.mixing  # building it validates the mixing fields
 
@@ -178,13 +180,14 @@ class Recipe:
             s_scale, s_crop = A.split_seed(seed, 2)
             lo, hi = self.train_scales(size)
             x = A.random_shorter_side(x, s_scale, lo, hi)
-            if self.square:                       # AlexNet: the central S x S first
+            if self.square:  # AlexNet: the central S x S first
                 x = A.center_crop(x, lo)
             return A.random_crop(x, s_crop, size)
         if self.crop in ("rrc", "inception"):
             style = "torchvision" if self.crop == "rrc" else "inception"
-            return A.random_resized_crop(x, seed, size, self.area_range, self.aspect_range,
-                                         style, self.random_interpolation)
+            return A.random_resized_crop(
+                x, seed, size, self.area_range, self.aspect_range, style, self.random_interpolation
+            )
         if self.crop == "resize":
             return A.resize(x, size, size)
         if self.crop == "pad":
@@ -203,57 +206,114 @@ def _set_shape(x, size, image):
 
 # --- the recipes
 _INCEPTION = Recipe(
-    "inception", "TF Inception preprocessing (GoogLeNet Sec. 6, Inception-v3/IRv2/Xception): "
+    "inception",
+    "TF Inception preprocessing (GoogLeNet Sec. 6, Inception-v3/IRv2/Xception): "
     "crop of 8%-100% area, aspect 3/4-4/3, random interpolation, flip, brightness/saturation/"
     "hue/contrast in a random order; [-1, 1]. Eval: centre 87.5% (342 -> 299).",
-    crop="inception", random_interpolation=True, color="inception", normalization="inception")
+    crop="inception",
+    random_interpolation=True,
+    color="inception",
+    normalization="inception",
+)
 
 _TORCHVISION = Recipe(
-    "torchvision", "torchvision reference recipe (ResNet v1.5 and the *_bn/one-tower weights): "
+    "torchvision",
+    "torchvision reference recipe (ResNet v1.5 and the *_bn/one-tower weights): "
     "RandomResizedCrop 224 + flip; ImageNet mean/std. Eval: resize 256, centre 224.",
-    crop="rrc")
+    crop="rrc",
+)
 
 
 def _vgg_fixed(s: int) -> Recipe:
-    return Recipe(f"vgg_s{s}", f"VGG single-scale training (Sec. 3.1): shorter side S={s}, "
-                  "random 224 crop, flip, RGB colour shift (AlexNet PCA); Caffe BGR mean. "
-                  f"Dense eval at Q=S={s}; centre crop 224 of 256.", scale_range=(s, s),
-                  lighting_std=0.1, normalization="caffe", test_scales=(s,))
+    return Recipe(
+        f"vgg_s{s}",
+        f"VGG single-scale training (Sec. 3.1): shorter side S={s}, "
+        "random 224 crop, flip, RGB colour shift (AlexNet PCA); Caffe BGR mean. "
+        f"Dense eval at Q=S={s}; centre crop 224 of 256.",
+        scale_range=(s, s),
+        lighting_std=0.1,
+        normalization="caffe",
+        test_scales=(s,),
+    )
 
 
-RECIPES = {r.name: r for r in [
-    Recipe("alexnet", "AlexNet (Sec. 4.1): shorter side 256, central 256x256, random 224 (or "
-           "227) crop, flip, PCA lighting sigma 0.1, mean subtraction (per channel, Caffe BGR). "
-           "Eval: 256x256 square (10-crop) or its centre.",
-           scale_range=(256, 256), square=True, lighting_std=0.1, normalization="caffe",
-           eval_short_side=256),
-    _vgg_fixed(256),
-    _vgg_fixed(384),
-    Recipe("vgg_jitter", "VGG multi-scale training (Sec. 3.1): shorter side S ~ U[256, 512], "
-           "random 224 crop, flip, RGB colour shift; Caffe BGR mean. Dense eval at Q=384; centre "
-           "crop 224 of 256.", scale_range=(256, 512), lighting_std=0.1, normalization="caffe",
-           test_scales=(384,)),
-    Recipe("resnet", "ResNet paper (Sec. 3.4): shorter side S ~ U[256, 480], random 224 crop, "
-           "flip, AlexNet PCA colour augmentation; per-channel mean (Caffe BGR). Eval: 256.",
-           scale_range=(256, 480), lighting_std=0.1, normalization="caffe"),
-    _TORCHVISION,
-    dataclasses.replace(_TORCHVISION, name="resnet_v1_5"),
-    Recipe("fb_resnet", "fb.resnet.torch (DenseNet's recipe): RandomResizedCrop 224, colour "
-           "jitter 0.4, PCA lighting 0.1, flip; ImageNet mean/std. Eval: resize 256, centre 224.",
-           crop="rrc", color="fb_jitter", lighting_std=0.1),
-    _INCEPTION,
-    dataclasses.replace(_INCEPTION, name="googlenet"),
-    Recipe("cifar", "ResNet paper, CIFAR-10 (Sec. 4.2): 4 pixels of zero padding on each side, "
-           "random 32x32 crop, horizontal flip; per-channel mean/std. Eval: the image as it is.",
-           crop="pad", normalization="imagenet"),
-    Recipe("digits", "Small grayscale digits: the whole image resized to size x size, scaled "
-           "to [0, 1]; no augmentation.", crop="resize", flip=False, normalization="unit"),
-    Recipe("mnist", "LeNet-5's MNIST input (Sec. II-A): the 28x28 image, unscaled, centred in "
-           "a size x size (32x32) zero field, scaled to [0, 1]; no augmentation.",
-           crop="center_pad", flip=False, normalization="unit"),
-    Recipe("none", "No augmentation: shorter side to size, centre crop, scaled to [0, 1].",
-           crop="center", flip=False, normalization="unit"),
-]}
+RECIPES = {
+    r.name: r
+    for r in [
+        Recipe(
+            "alexnet",
+            "AlexNet (Sec. 4.1): shorter side 256, central 256x256, random 224 (or "
+            "227) crop, flip, PCA lighting sigma 0.1, mean subtraction (per channel, Caffe BGR). "
+            "Eval: 256x256 square (10-crop) or its centre.",
+            scale_range=(256, 256),
+            square=True,
+            lighting_std=0.1,
+            normalization="caffe",
+            eval_short_side=256,
+        ),
+        _vgg_fixed(256),
+        _vgg_fixed(384),
+        Recipe(
+            "vgg_jitter",
+            "VGG multi-scale training (Sec. 3.1): shorter side S ~ U[256, 512], "
+            "random 224 crop, flip, RGB colour shift; Caffe BGR mean. Dense eval at Q=384; centre "
+            "crop 224 of 256.",
+            scale_range=(256, 512),
+            lighting_std=0.1,
+            normalization="caffe",
+            test_scales=(384,),
+        ),
+        Recipe(
+            "resnet",
+            "ResNet paper (Sec. 3.4): shorter side S ~ U[256, 480], random 224 crop, "
+            "flip, AlexNet PCA colour augmentation; per-channel mean (Caffe BGR). Eval: 256.",
+            scale_range=(256, 480),
+            lighting_std=0.1,
+            normalization="caffe",
+        ),
+        _TORCHVISION,
+        dataclasses.replace(_TORCHVISION, name="resnet_v1_5"),
+        Recipe(
+            "fb_resnet",
+            "fb.resnet.torch (DenseNet's recipe): RandomResizedCrop 224, colour "
+            "jitter 0.4, PCA lighting 0.1, flip; ImageNet mean/std. Eval: resize 256, centre 224.",
+            crop="rrc",
+            color="fb_jitter",
+            lighting_std=0.1,
+        ),
+        _INCEPTION,
+        dataclasses.replace(_INCEPTION, name="googlenet"),
+        Recipe(
+            "cifar",
+            "ResNet paper, CIFAR-10 (Sec. 4.2): 4 pixels of zero padding on each side, "
+            "random 32x32 crop, horizontal flip; per-channel mean/std. Eval: the image as it is.",
+            crop="pad",
+            normalization="imagenet",
+        ),
+        Recipe(
+            "digits",
+            "Small grayscale digits: the whole image resized to size x size, scaled to [0, 1]; no augmentation.",
+            crop="resize",
+            flip=False,
+            normalization="unit",
+        ),
+        Recipe(
+            "mnist",
+            "LeNet-5's MNIST input (Sec. II-A): the 28x28 image, unscaled, centred in "
+            "a size x size (32x32) zero field, scaled to [0, 1]; no augmentation.",
+            crop="center_pad",
+            flip=False,
+            normalization="unit",
+        ),
+        Recipe(
+            "none",
+            "No augmentation: shorter side to size, centre crop, scaled to [0, 1].",
+            crop="center",
+            flip=False,
+            normalization="unit",
+        ),
+    ]
+}
 
 
 def list_recipes() -> list:
@@ -263,13 +323,14 @@ def list_recipes() -> list:
 def get_recipe(name: str, **overrides) -> Recipe:
     """The named recipe; `overrides` replace its fields (lighting_std=0.0, area_range=(0.35, 1))."""
     if name not in RECIPES:
-        raise UserError(f"Unknown preprocessing recipe {name!r}{did_you_mean(name, RECIPES)}; "
-                        f"choose one of {', '.join(list_recipes())}.")
+        raise UserError(
+            f"Unknown preprocessing recipe {name!r}{did_you_mean(name, RECIPES)}; "
+            f"choose one of {', '.join(list_recipes())}."
+        )
     fields = {f.name for f in dataclasses.fields(Recipe)} - {"name"}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise UserError(f"Recipe {name!r} has no option(s) {unknown}; valid ones are "
-                        f"{sorted(fields)}.")
+        raise UserError(f"Recipe {name!r} has no option(s) {unknown}; valid ones are {sorted(fields)}.")
     return dataclasses.replace(RECIPES[name], **overrides) if overrides else RECIPES[name]
 
 

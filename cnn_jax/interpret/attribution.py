@@ -32,8 +32,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cnn_jax.interpret.guided import guided
 from cnn_jax.errors import UserError
+from cnn_jax.interpret.guided import guided
 
 _EPS = 1e-12
 
@@ -84,10 +84,16 @@ def feature_layers(layers: dict) -> list:
 def unknown_layer(layer: str, layers: dict) -> UserError:
     maps = feature_layers(layers)
     close = difflib.get_close_matches(layer, [p for p in layers if p], n=4, cutoff=0.4)
-    hint = f"the closest are {', '.join(repr(c) for c in close)}" if close else \
-        f"its feature maps run from {maps[0]!r} to {maps[-1]!r}" if maps else "it has no named layers"
-    return UserError(f"Layer {layer!r} is not a layer of this model ({hint}); `cnn-jax summary MODEL` "
-                     "prints the layer paths.")
+    hint = (
+        f"the closest are {', '.join(repr(c) for c in close)}"
+        if close
+        else f"its feature maps run from {maps[0]!r} to {maps[-1]!r}"
+        if maps
+        else "it has no named layers"
+    )
+    return UserError(
+        f"Layer {layer!r} is not a layer of this model ({hint}); `cnn-jax summary MODEL` prints the layer paths."
+    )
 
 
 def forward_with_layer(model, variables, images, layer: str, delta=None):
@@ -99,8 +105,9 @@ def forward_with_layer(model, variables, images, layer: str, delta=None):
         out = next_fun(*args, **kwargs)
         if not captured and context.method_name == "__call__" and context.module.path == target:
             if not hasattr(out, "shape"):
-                raise UserError(f"Layer {layer!r} returns a {type(out).__name__}, not an array; "
-                                "pick one of its sublayers.")
+                raise UserError(
+                    f"Layer {layer!r} returns a {type(out).__name__}, not an array; pick one of its sublayers."
+                )
             out = out if delta is None else out + delta.astype(out.dtype)
             captured.append(out)
         return out
@@ -129,8 +136,9 @@ def class_probability(logits, targets):
 
 # ---- gradients with respect to the input ------------------------------------------------------
 @functools.partial(jax.jit, static_argnames=("model", "samples", "guided_relu"))
-def input_gradients(model, variables, images, targets, key=None, samples: int = 0, noise: float = 0.15,
-                    guided_relu: bool = False):
+def input_gradients(
+    model, variables, images, targets, key=None, samples: int = 0, noise: float = 0.15, guided_relu: bool = False
+):
     """d(class score)/d(image), (N, H, W, C).
 
     samples > 0: SmoothGrad, the mean gradient over `samples` copies of the image with
@@ -176,8 +184,9 @@ def gradcam(model, variables, images, targets, layer: str):
     upsampled. Not normalised (divide by its max to overlay)."""
     shape = jax.eval_shape(lambda v, x: forward_with_layer(model, v, x, layer)[1], variables, images)
     if len(shape.shape) != 4:
-        raise UserError(f"Grad-CAM needs a layer with a feature map (N, H, W, C); {layer!r} outputs "
-                        f"shape {tuple(shape.shape)}.")
+        raise UserError(
+            f"Grad-CAM needs a layer with a feature map (N, H, W, C); {layer!r} outputs shape {tuple(shape.shape)}."
+        )
 
     def score(delta):
         logits, act = forward_with_layer(model, variables, images, layer, delta)
@@ -191,9 +200,9 @@ def gradcam(model, variables, images, targets, layer: str):
 
 # ---- occlusion --------------------------------------------------------------------------------
 class Occlusion(NamedTuple):
-    probs: jax.Array   # (N, ny, nx): target probability with the patch at each grid position
-    base: jax.Array    # (N,): target probability of the intact image
-    heat: jax.Array    # (N, H, W): mean drop (base - prob) over the patch positions covering each pixel
+    probs: jax.Array  # (N, ny, nx): target probability with the patch at each grid position
+    base: jax.Array  # (N,): target probability of the intact image
+    heat: jax.Array  # (N, H, W): mean drop (base - prob) over the patch positions covering each pixel
 
 
 def patch_starts(size: int, patch: int, stride: int) -> tuple:
@@ -211,16 +220,18 @@ def _patch_mask(h: int, w: int, top, left, patch: int, dtype):
 
 
 @functools.partial(jax.jit, static_argnames=("model", "patch", "stride", "batch"))
-def occlusion(model, variables, images, targets, patch: int = 8, stride: int = 4, fill=0.0,
-              batch: int = 16) -> Occlusion:
+def occlusion(
+    model, variables, images, targets, patch: int = 8, stride: int = 4, fill=0.0, batch: int = 16
+) -> Occlusion:
     """Zeiler & Fergus occlusion: slide a `patch` x `patch` square of value `fill` (a
     scalar or one value per channel; grey in the model's input scale) over the image
     with `stride`, and record the target probability at each position. `batch` patch
     positions are evaluated at once (memory: batch x N images)."""
     n, h, w, _ = images.shape
     if not 0 < patch <= min(h, w) or stride < 1:
-        raise UserError(f"The occlusion patch ({patch}) must fit in the {h}x{w} image and the stride "
-                        f"({stride}) be at least 1.")
+        raise UserError(
+            f"The occlusion patch ({patch}) must fit in the {h}x{w} image and the stride ({stride}) be at least 1."
+        )
     ys, xs = patch_starts(h, patch, stride), patch_starts(w, patch, stride)
     grid = jnp.array([(y, x) for y in ys for x in xs], jnp.int32)
     forward = logits_fn(model)
@@ -230,7 +241,7 @@ def occlusion(model, variables, images, targets, patch: int = 8, stride: int = 4
         m = _patch_mask(h, w, pos[0], pos[1], patch, images.dtype)[None, :, :, None]
         return class_probability(forward(variables, images * (1 - m) + fill * m), targets)
 
-    probs = jax.lax.map(occluded, grid, batch_size=min(batch, len(grid)))      # (P, N)
+    probs = jax.lax.map(occluded, grid, batch_size=min(batch, len(grid)))  # (P, N)
     base = class_probability(forward(variables, images), targets)
     drops = base[None] - probs
 
@@ -239,8 +250,9 @@ def occlusion(model, variables, images, targets, patch: int = 8, stride: int = 4
         m = _patch_mask(h, w, grid[i, 0], grid[i, 1], patch, jnp.float32)
         return total + drops[i][:, None, None] * m, count + m
 
-    total, count = jax.lax.fori_loop(0, len(grid), accumulate,
-                                     (jnp.zeros((n, h, w), jnp.float32), jnp.zeros((h, w), jnp.float32)))
+    total, count = jax.lax.fori_loop(
+        0, len(grid), accumulate, (jnp.zeros((n, h, w), jnp.float32), jnp.zeros((h, w), jnp.float32))
+    )
     return Occlusion(probs.T.reshape(n, len(ys), len(xs)), base, total / jnp.maximum(count, 1.0))
 
 

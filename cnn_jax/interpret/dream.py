@@ -26,9 +26,9 @@ from cnn_jax.interpret.attribution import forward_with_layer, logits_fn
 
 
 class Dream(NamedTuple):
-    images: jax.Array     # (N, H, W, C): the optimised images
-    history: jax.Array    # (octaves * steps, N): the objective (jittered) before each step
-    final: jax.Array      # (N,): the objective of the optimised images, no jitter
+    images: jax.Array  # (N, H, W, C): the optimised images
+    history: jax.Array  # (octaves * steps, N): the objective (jittered) before each step
+    final: jax.Array  # (N,): the objective of the optimised images, no jitter
 
 
 def objective(model, variables, images, targets=None, layer=None):
@@ -41,8 +41,10 @@ def objective(model, variables, images, targets=None, layer=None):
 
 
 def octave_sizes(h: int, w: int, octaves: int, scale: float) -> list:
-    return [(max(1, round(h / scale ** (octaves - 1 - o))), max(1, round(w / scale ** (octaves - 1 - o))))
-            for o in range(octaves)]
+    return [
+        (max(1, round(h / scale ** (octaves - 1 - o))), max(1, round(w / scale ** (octaves - 1 - o))))
+        for o in range(octaves)
+    ]
 
 
 def _resize(x, hw):
@@ -50,9 +52,22 @@ def _resize(x, hw):
 
 
 @functools.partial(jax.jit, static_argnames=("model", "layer", "steps", "octaves", "octave_scale", "jitter"))
-def dream(model, variables, images, targets=None, *, key, layer: str | None = None, steps: int = 20,
-          step_size: float = 0.01, octaves: int = 3, octave_scale: float = 1.4, jitter: int = 2,
-          l2: float = 0.0, clip=None) -> Dream:
+def dream(
+    model,
+    variables,
+    images,
+    targets=None,
+    *,
+    key,
+    layer: str | None = None,
+    steps: int = 20,
+    step_size: float = 0.01,
+    octaves: int = 3,
+    octave_scale: float = 1.4,
+    jitter: int = 2,
+    l2: float = 0.0,
+    clip=None,
+) -> Dream:
     """Gradient ascent from `images` on the class logit `targets` (or, with `layer`, on
     that layer's mean activation) minus l2 * ||x||^2. `clip=(low, high)` (scalars or one
     value per channel) keeps pixels in the range the preprocessing can produce."""

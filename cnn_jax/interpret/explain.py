@@ -27,10 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnn_jax.interpret import images as img
-from cnn_jax.interpret import attribution as I
-from cnn_jax.weights.networks import load_trained
 from cnn_jax.errors import UserError
+from cnn_jax.interpret import attribution as I
+from cnn_jax.interpret import images as img
+from cnn_jax.weights.networks import load_trained
 
 METHODS = ("saliency", "smoothgrad", "gradcam", "occlusion", "guided", "filters", "activations", "dream")
 
@@ -38,13 +38,14 @@ METHODS = ("saliency", "smoothgrad", "gradcam", "occlusion", "guided", "filters"
 @dataclasses.dataclass
 class Case:
     """What every method needs: the network, one preprocessed image and the class."""
+
     model: object
     variables: dict
-    x: jax.Array          # (1, S, S, C) in the model's input scale
+    x: jax.Array  # (1, S, S, C) in the model's input scale
     target: int
-    layers: dict          # list_layers(...)
+    layers: dict  # list_layers(...)
     recipe: object
-    args: object                    # the options cnn_jax.cli.explain parsed
+    args: object  # the options cnn_jax.cli.explain parsed
 
     @property
     def targets(self):
@@ -84,12 +85,14 @@ def check_image_exists(path: str) -> pathlib.Path:
 def load_image(path: str, channels: int):
     """A uint8 (H, W, channels) tf image from a PNG, JPEG, GIF or BMP file."""
     import tensorflow as tf
+
     p = check_image_exists(path)
     try:
         return tf.io.decode_image(tf.io.read_file(str(p)), channels=channels, expand_animations=False)
     except (tf.errors.InvalidArgumentError, ValueError) as e:
-        raise UserError(f"Image {path} cannot be decoded ({str(e).splitlines()[0][:80]}); "
-                        "pass a PNG, JPEG, GIF or BMP file.") from None
+        raise UserError(
+            f"Image {path} cannot be decoded ({str(e).splitlines()[0][:80]}); pass a PNG, JPEG, GIF or BMP file."
+        ) from None
 
 
 # ---- the methods: each returns the list of panels (or one grid) to write --------------------
@@ -100,13 +103,15 @@ def _heat_panels(case: Case, heat) -> list:
 
 def _saliency(case: Case, smooth: bool) -> list:
     a = case.args
-    grads = I.input_gradients(case.model, case.variables, case.x, case.targets, jax.random.key(a.seed),
-                              a.samples if smooth else 0, a.noise)
+    grads = I.input_gradients(
+        case.model, case.variables, case.x, case.targets, jax.random.key(a.seed), a.samples if smooth else 0, a.noise
+    )
     return _heat_panels(case, I.saliency_map(grads))
 
 
 def _guided(case: Case) -> list:
     from cnn_jax.interpret.guided import count_guided_activations
+
     if not count_guided_activations(I.logits_fn(case.model), case.variables, case.x):
         print("note: this network has no ReLU, so guided backpropagation equals the plain gradient.")
     grads = np.asarray(I.guided_backprop(case.model, case.variables, case.x, case.targets)[0])
@@ -127,21 +132,34 @@ def _occlusion(case: Case) -> list:
     stride = a.stride or max(1, patch // 2)
     lo, hi = pixel_range(case.recipe, case.x.shape[-1])
     result = I.occlusion(case.model, case.variables, case.x, case.targets, patch, stride, fill=(lo + hi) / 2)
-    print(f"occlusion: {patch}x{patch} grey patch every {stride} px; p(class) {float(result.base[0]):.3f} intact, "
-          f"{float(result.probs.min()):.3f} at the most sensitive position")
+    print(
+        f"occlusion: {patch}x{patch} grey patch every {stride} px; p(class) {float(result.base[0]):.3f} intact, "
+        f"{float(result.probs.min()):.3f} at the most sensitive position"
+    )
     return _heat_panels(case, jnp.maximum(result.heat, 0.0))
 
 
 def _dream(case: Case) -> list:
     from cnn_jax.interpret.dream import dream
+
     a, size, channels = case.args, case.x.shape[1], case.x.shape[-1]
     lo, hi = pixel_range(case.recipe, channels)
     start = jnp.broadcast_to(jnp.asarray((lo + hi) / 2), case.x.shape) if a.from_grey else case.x
     layer = case.layer_or(0) if a.layer is not None else None
-    result = dream(case.model, case.variables, start, None if layer else case.targets,
-                   key=jax.random.key(a.seed), layer=layer, steps=a.steps, octaves=a.octaves,
-                   step_size=float(a.step_size * np.mean(hi - lo)), jitter=max(1, size // 16), l2=a.l2,
-                   clip=(jnp.asarray(lo), jnp.asarray(hi)))
+    result = dream(
+        case.model,
+        case.variables,
+        start,
+        None if layer else case.targets,
+        key=jax.random.key(a.seed),
+        layer=layer,
+        steps=a.steps,
+        octaves=a.octaves,
+        step_size=float(a.step_size * np.mean(hi - lo)),
+        jitter=max(1, size // 16),
+        l2=a.l2,
+        clip=(jnp.asarray(lo), jnp.asarray(hi)),
+    )
     what = f"mean activation of {layer!r}" if layer else f"logit of class {case.target}"
     print(f"dream: {what} {float(result.history[0, 0]):.3f} -> {float(result.final[0]):.3f}")
     return [case.display(start[0]), case.display(result.images[0])]
@@ -160,14 +178,21 @@ def _activations(case: Case) -> np.ndarray:
     layer = case.layer_or(0)
     act = I.layer_activations(case.model, case.variables, case.x, layer)
     if act.ndim != 4:
-        raise UserError(f"Layer {layer!r} outputs shape {tuple(act.shape)}, not a feature map; pick a "
-                        "convolutional layer.")
+        raise UserError(
+            f"Layer {layer!r} outputs shape {tuple(act.shape)}, not a feature map; pick a convolutional layer."
+        )
     print(f"activations of {layer!r}: {act.shape[3]} maps of {act.shape[1]}x{act.shape[2]}")
     return img.upscale(np.asarray(I.activation_grid(act[0])), case.args.scale or max(1, 64 // act.shape[1]))
 
 
-PANELS = {"saliency": lambda c: _saliency(c, False), "smoothgrad": lambda c: _saliency(c, True),
-          "guided": _guided, "gradcam": _gradcam, "occlusion": _occlusion, "dream": _dream}
+PANELS = {
+    "saliency": lambda c: _saliency(c, False),
+    "smoothgrad": lambda c: _saliency(c, True),
+    "guided": _guided,
+    "gradcam": _gradcam,
+    "occlusion": _occlusion,
+    "dream": _dream,
+}
 GRIDS = {"filters": _filters, "activations": _activations}
 
 
@@ -176,6 +201,7 @@ def explain(a) -> int:
     workdir = pathlib.Path(a.workdir)
     check_image_exists(a.image)  # before the slow part
     from cnn_jax.train.reporting import setup_logging
+
     setup_logging(None)
     run, variables, step = load_trained(workdir, a.step)
     recipe, size, channels = run.pipeline.recipe, run.pipeline.size, run.pipeline.channels
@@ -192,6 +218,8 @@ def explain(a) -> int:
         k = a.scale or max(1, round(224 / size))
         picture = img.side_by_side([img.upscale(p, k) for p in PANELS[a.method](case)])
     out = img.save_png(a.out, picture)
-    print(f"{run.config.model} step {step}: predicted class {predicted} (p={float(probs[predicted]):.3f}); "
-          f"{a.method} for class {target} -> {out} ({picture.shape[1]}x{picture.shape[0]})")
+    print(
+        f"{run.config.model} step {step}: predicted class {predicted} (p={float(probs[predicted]):.3f}); "
+        f"{a.method} for class {target} -> {out} ({picture.shape[1]}x{picture.shape[0]})"
+    )
     return 0

@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnn_jax.errors import UserError
 from cnn_jax.interpret import attribution as I
 from cnn_jax.weights.networks import Network, load_network, split_batches
-from cnn_jax.errors import UserError
 
 POOLS = ("avg", "flatten")
 
@@ -71,25 +71,28 @@ def labels_path(out: pathlib.Path) -> pathlib.Path:
 def write_features(a) -> int:
     """Extract and save the features `a` asks for (`a`: the options cnn_jax.cli.features parses)."""
     if bool(a.workdir) == bool(a.weights):
-        raise UserError("Pass either --workdir of a run or --weights FILE --model NAME, not both "
-                        "or neither.")
+        raise UserError("Pass either --workdir of a run or --weights FILE --model NAME, not both or neither.")
     out = pathlib.Path(a.out)
     if out.suffix != ".npy":
         raise UserError(f"--out {a.out} must name a .npy file, e.g. feats.npy.")
     if a.weights and not a.data and not pathlib.Path(a.weights).is_dir():
         raise UserError("Pass --data, a TFDS name or an image folder to compute features on.")
     from cnn_jax.train.reporting import setup_logging
+
     setup_logging(None)
     network = load_network(a.workdir or a.weights, a.model, a.normalization, a.step)
     shape = check_layer(network, a.layer)  # before reading any data
     dataset = a.data or network.dataset
-    source, batches = split_batches(dataset, a.split, network.preprocessing, a.batch_size,
-                                    a.data_dir or ("" if a.data else network.data_dir))
+    source, batches = split_batches(
+        dataset, a.split, network.preprocessing, a.batch_size, a.data_dir or ("" if a.data else network.data_dir)
+    )
     features, labels = extract(network, a.layer, batches, a.pool)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, features)
     np.save(labels_path(out), labels)
-    print(f"{network.model} layer {a.layer!r} {shape[1:]} ({a.pool}): {features.shape[0]} x "
-          f"{features.shape[1]} features of {dataset}/{source.eval_split} -> {out}, labels -> "
-          f"{labels_path(out)}")
+    print(
+        f"{network.model} layer {a.layer!r} {shape[1:]} ({a.pool}): {features.shape[0]} x "
+        f"{features.shape[1]} features of {dataset}/{source.eval_split} -> {out}, labels -> "
+        f"{labels_path(out)}"
+    )
     return 0

@@ -34,6 +34,7 @@ _CALLS = ("jit", "pjit")
 
 def _guided(activation):
     """`activation` with the guided backward rule: its own VJP applied to relu(g)."""
+
     @jax.custom_vjp
     def f(x):
         return activation(x)
@@ -77,7 +78,7 @@ def _evaluate(jaxpr, consts, args, counter: list):
         if name is not None:
             counter.append(name)
             outvals = [GUIDED[name](invals[-1])]  # the call's operands are (consts..., x)
-        elif eqn.primitive.name in _CALLS:       # inline nested jits to reach their ReLUs
+        elif eqn.primitive.name in _CALLS:  # inline nested jits to reach their ReLUs
             closed = eqn.params["jaxpr"]
             outvals = _evaluate(closed.jaxpr, closed.consts, invals, counter)
         else:
@@ -97,9 +98,11 @@ def guided(fn):
     """`fn` with guided-backprop ReLUs: same forward values, guided gradients.
 
     Works under jit, grad and vmap; `fn` takes and returns pytrees of arrays."""
+
     @functools.wraps(fn)
     def wrapped(*args):
         return _run_guided(fn, args, [])
+
     return wrapped
 
 

@@ -8,6 +8,20 @@ from cnn_jax.layers.dense import Dense, dot_general
 from cnn_jax.layers.lrn import LRN, lrn
 from cnn_jax.layers.pooling import adaptive_avg_pool, global_avg_pool, max_pool, max_pool_ceil
 
-__all__ = ["BatchNorm", "Conv", "ConvBN", "Dense", "LRN", "adaptive_avg_pool", "conv_general_dilated",
-           "dot_general", "global_avg_pool", "he_normal_fan_out", "lrn", "max_pool", "max_pool_ceil",
-           "pad_pair", "same_pad"]
+__all__ = [
+    "BatchNorm",
+    "Conv",
+    "ConvBN",
+    "Dense",
+    "LRN",
+    "adaptive_avg_pool",
+    "conv_general_dilated",
+    "dot_general",
+    "global_avg_pool",
+    "he_normal_fan_out",
+    "lrn",
+    "max_pool",
+    "max_pool_ceil",
+    "pad_pair",
+    "same_pad",
+]

@@ -20,8 +20,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 from flax.linen import normalization as flax_norm
 
-from cnn_jax.errors import UserError
 from cnn_jax.cpu.batchnorm_sums import normalize_from_sums
+from cnn_jax.errors import UserError
 from cnn_jax.layers.switch import TraceSwitch
 
 # Chosen when a model is traced; "auto" resolves to "sums" on CPU (where it is the faster
@@ -35,8 +35,10 @@ def group_batch(x, group_size: int):
     """(N, ...) -> (N // group_size, group_size, ...); consecutive examples share a group."""
     n = x.shape[0]
     if group_size <= 0 or n % group_size:
-        raise UserError(f"The BatchNorm batch of {n} examples is not divisible by bn_group_size {group_size}; "
-                        "set --config.bn_group_size to a divisor of the per-step batch (or 0 for one group).")
+        raise UserError(
+            f"The BatchNorm batch of {n} examples is not divisible by bn_group_size {group_size}; "
+            "set --config.bn_group_size to a divisor of the per-step batch (or 0 for one group)."
+        )
     return x.reshape(n // group_size, group_size, *x.shape[1:])
 
 
@@ -47,8 +49,7 @@ class BatchNorm(nn.BatchNorm):
 
     @nn.compact
     def __call__(self, x, use_running_average: bool | None = None, *, mask=None):
-        use_running_average = nn.merge_param("use_running_average", self.use_running_average,
-                                             use_running_average)
+        use_running_average = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
         # Initialisation sees a dummy batch whose statistics are discarded, so it need not
         # divide into groups; inference uses the running averages.
         grouped = bool(self.group_size) and not use_running_average and not self.is_initializing()
@@ -60,9 +61,16 @@ class BatchNorm(nn.BatchNorm):
         ra_mean = self.variable("batch_stats", "mean", lambda s: jnp.zeros(s, stats_dtype), feature_shape)
         ra_var = self.variable("batch_stats", "var", lambda s: jnp.ones(s, stats_dtype), feature_shape)
         # "sums" covers the common case: batch statistics over every axis but the last one.
-        sums_case = (not grouped and not use_running_average and mask is None and self.axis_name is None
-                     and self.use_fast_variance and self.use_scale and self.use_bias
-                     and feature_axes == (x.ndim - 1,))
+        sums_case = (
+            not grouped
+            and not use_running_average
+            and mask is None
+            and self.axis_name is None
+            and self.use_fast_variance
+            and self.use_scale
+            and self.use_bias
+            and feature_axes == (x.ndim - 1,)
+        )
         if SWITCH.current() == "sums" and sums_case:
             return self._from_sums(x, ra_mean, ra_var)
         xs = group_batch(x, self.group_size) if grouped else x
@@ -77,17 +85,35 @@ class BatchNorm(nn.BatchNorm):
                 mean, var = jnp.asarray(mean, self.param_dtype), jnp.asarray(var, self.param_dtype)
         else:
             mean, var = flax_norm._compute_stats(
-                xs, reduction_axes, dtype=self.dtype,
+                xs,
+                reduction_axes,
+                dtype=self.dtype,
                 axis_name=self.axis_name if not self.is_initializing() else None,
-                axis_index_groups=self.axis_index_groups, use_fast_variance=self.use_fast_variance,
-                mask=mask, force_float32_reductions=self.force_float32_reductions)
+                axis_index_groups=self.axis_index_groups,
+                use_fast_variance=self.use_fast_variance,
+                mask=mask,
+                force_float32_reductions=self.force_float32_reductions,
+            )
             if not self.is_initializing():
                 batch_mean, batch_var = (mean.mean(0), var.mean(0)) if grouped else (mean, var)
                 ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * batch_mean
                 ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * batch_var
-        y = flax_norm._normalize(self, xs, mean, var, reduction_axes, feature_axes, self.dtype, self.param_dtype,
-                                 self.epsilon, self.use_bias, self.use_scale, self.bias_init, self.scale_init,
-                                 self.force_float32_reductions)
+        y = flax_norm._normalize(
+            self,
+            xs,
+            mean,
+            var,
+            reduction_axes,
+            feature_axes,
+            self.dtype,
+            self.param_dtype,
+            self.epsilon,
+            self.use_bias,
+            self.use_scale,
+            self.bias_init,
+            self.scale_init,
+            self.force_float32_reductions,
+        )
         return y.reshape(x.shape)
 
     def _from_sums(self, x, ra_mean, ra_var):

@@ -60,19 +60,38 @@ def _is_nhwc(lhs_shape, rhs_shape, dimension_numbers) -> bool:
 
 def _plain(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers) -> bool:
     ones = lambda d: d is None or all(v == 1 for v in d)
-    return (ones(lhs_dilation) and ones(rhs_dilation)
-            and dimension_numbers is not None and _is_nhwc(lhs.shape, rhs.shape, dimension_numbers))
+    return (
+        ones(lhs_dilation)
+        and ones(rhs_dilation)
+        and dimension_numbers is not None
+        and _is_nhwc(lhs.shape, rhs.shape, dimension_numbers)
+    )
 
 
-def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                         dimension_numbers=None, feature_group_count=1, batch_group_count=1,
-                         precision=None, preferred_element_type=None):
+def conv_general_dilated(
+    lhs,
+    rhs,
+    window_strides,
+    padding,
+    lhs_dilation=None,
+    rhs_dilation=None,
+    dimension_numbers=None,
+    feature_group_count=1,
+    batch_group_count=1,
+    precision=None,
+    preferred_element_type=None,
+):
     """Drop-in for `lax.conv_general_dilated` (the signature flax's nn.Conv calls) that
     routes plain 2-D NHWC convolutions to the current backend: ungrouped 1x1 ones for "gemm",
     all of them (grouped and depthwise too) for "onednn"."""
     backend = current_backend()
-    plain = (backend != "xla" and lhs.ndim == 4 and batch_group_count == 1 and preferred_element_type is None
-             and _plain(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers))
+    plain = (
+        backend != "xla"
+        and lhs.ndim == 4
+        and batch_group_count == 1
+        and preferred_element_type is None
+        and _plain(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers)
+    )
     if plain and backend == "onednn" and onednn.supported(lhs, rhs):
         _require_onednn()
         pads = onednn.explicit_padding(lhs.shape, rhs.shape, tuple(window_strides), padding)
@@ -80,9 +99,19 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
             return onednn.conv(lhs, rhs, tuple(window_strides), pads)
     if plain and gemm.is_1x1(rhs, feature_group_count, padding):
         return gemm.conv1x1(lhs, rhs, tuple(window_strides))
-    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                                    dimension_numbers, feature_group_count, batch_group_count,
-                                    precision, preferred_element_type)
+    return lax.conv_general_dilated(
+        lhs,
+        rhs,
+        window_strides,
+        padding,
+        lhs_dilation,
+        rhs_dilation,
+        dimension_numbers,
+        feature_group_count,
+        batch_group_count,
+        precision,
+        preferred_element_type,
+    )
 
 
 # He et al. 2015 init as torchvision applies it to CNNs (fan_out keeps the
@@ -126,17 +155,32 @@ class ConvBN(nn.Module):
     bn_epsilon: float = 1e-5
     bn_scale: bool = True
     bn_scale_init: Callable = nn.initializers.ones
-    bn_group_size: int = 0        # ghost BN (cnn_jax.layers.batchnorm); 0 = the whole batch
+    bn_group_size: int = 0  # ghost BN (cnn_jax.layers.batchnorm); 0 = the whole batch
     kernel_init: Callable = he_normal_fan_out
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         pad = same_pad(self.kernel_size) if self.padding is None else pad_pair(self.padding)
-        x = Conv(self.features, self.kernel_size, self.strides, padding=pad,
-                 feature_group_count=self.groups, use_bias=self.use_bias,
-                 kernel_init=self.kernel_init, dtype=self.dtype, name="conv")(x)
-        x = BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                      epsilon=self.bn_epsilon, use_scale=self.bn_scale, scale_init=self.bn_scale_init,
-                      group_size=self.bn_group_size, dtype=self.dtype, name="bn")(x)
+        x = Conv(
+            self.features,
+            self.kernel_size,
+            self.strides,
+            padding=pad,
+            feature_group_count=self.groups,
+            use_bias=self.use_bias,
+            kernel_init=self.kernel_init,
+            dtype=self.dtype,
+            name="conv",
+        )(x)
+        x = BatchNorm(
+            use_running_average=not train,
+            momentum=self.bn_momentum,
+            epsilon=self.bn_epsilon,
+            use_scale=self.bn_scale,
+            scale_init=self.bn_scale_init,
+            group_size=self.bn_group_size,
+            dtype=self.dtype,
+            name="bn",
+        )(x)
         return self.act(x) if self.act is not None else x

@@ -25,8 +25,15 @@ def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_t
     against the first of a 2-D `rhs`): bfloat16 ones through `gemm.matmul` under "explicit",
     everything else through lax's."""
     (lc, rc), (lb, rb) = dimension_numbers
-    dense = (tuple(lc) == (lhs.ndim - 1,) and tuple(rc) == (0,) and not lb and not rb and rhs.ndim == 2
-             and lhs.dtype == rhs.dtype == jnp.bfloat16 and preferred_element_type is None)
+    dense = (
+        tuple(lc) == (lhs.ndim - 1,)
+        and tuple(rc) == (0,)
+        and not lb
+        and not rb
+        and rhs.ndim == 2
+        and lhs.dtype == rhs.dtype == jnp.bfloat16
+        and preferred_element_type is None
+    )
     if SWITCH.current() != "explicit" or not dense:
         return lax.dot_general(lhs, rhs, dimension_numbers, precision, preferred_element_type)
     return gemm.matmul(lhs, rhs)

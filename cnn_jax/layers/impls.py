@@ -7,20 +7,26 @@ import contextlib
 from cnn_jax.layers import batchnorm, conv, dense, pooling
 
 # Each switch with its resolve function (conv_impl's also refuses onednn where it cannot run).
-_SWITCHES = ((conv.SWITCH, conv.resolve), (batchnorm.SWITCH, batchnorm.resolve),
-             (pooling.SWITCH, pooling.resolve), (dense.SWITCH, dense.resolve))
+_SWITCHES = (
+    (conv.SWITCH, conv.resolve),
+    (batchnorm.SWITCH, batchnorm.resolve),
+    (pooling.SWITCH, pooling.resolve),
+    (dense.SWITCH, dense.resolve),
+)
 KEYS = tuple(switch.key for switch, _ in _SWITCHES)
 CHOICES = {switch.key: switch.choices for switch, _ in _SWITCHES}  # besides `auto`
 # What each choice means, for command-line help.
-_HELP = {"conv_impl": "xla: XLA's convolutions; gemm: 1x1 convolutions as matmuls; onednn: every "
-                      "convolution through oneDNN (CPU); auto: onednn on CPU where it builds, else "
-                      "gemm; xla elsewhere",
-         "bn_impl": "flax: flax's BatchNorm; sums: from per-channel sums; auto: sums on CPU only",
-         "pool_impl": "xla: JAX's max-pool gradient; offsets: by the window offsets saved in the "
-                      "forward pass; auto: offsets on CPU only",
-         "dense_impl": "xla: JAX's transpose of the dense layers' product; explicit: their weight "
-                       "gradient as x^T g in the kernel's layout (cnn_jax.cpu.gemm); auto: explicit on "
-                       "CPU only"}
+_HELP = {
+    "conv_impl": "xla: XLA's convolutions; gemm: 1x1 convolutions as matmuls; onednn: every "
+    "convolution through oneDNN (CPU); auto: onednn on CPU where it builds, else "
+    "gemm; xla elsewhere",
+    "bn_impl": "flax: flax's BatchNorm; sums: from per-channel sums; auto: sums on CPU only",
+    "pool_impl": "xla: JAX's max-pool gradient; offsets: by the window offsets saved in the "
+    "forward pass; auto: offsets on CPU only",
+    "dense_impl": "xla: JAX's transpose of the dense layers' product; explicit: their weight "
+    "gradient as x^T g in the kernel's layout (cnn_jax.cpu.gemm); auto: explicit on "
+    "CPU only",
+}
 
 
 def resolve(choices, platform: str) -> dict:
@@ -32,8 +38,12 @@ def resolve(choices, platform: str) -> dict:
 def add_flags(parser):
     """--conv-impl, --bn-impl, --pool-impl, --dense-impl on an argparse parser, each `auto` by default."""
     for switch, _ in _SWITCHES:
-        parser.add_argument("--" + switch.key.replace("_", "-"), default="auto",
-                            choices=("auto",) + switch.choices, help=_HELP[switch.key])
+        parser.add_argument(
+            "--" + switch.key.replace("_", "-"),
+            default="auto",
+            choices=("auto",) + switch.choices,
+            help=_HELP[switch.key],
+        )
 
 
 def from_flags(args, platform: str) -> dict:

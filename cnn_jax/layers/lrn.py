@@ -11,8 +11,9 @@ def lrn(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.
     Caffe and PyTorch divide alpha by `size`; the AlexNet paper does not. For the
     paper's formula k + alpha * sum(a^2), pass `alpha * size`.
     """
-    sq = jax.lax.reduce_window(x * x, 0.0, jax.lax.add, (1, 1, 1, size), (1, 1, 1, 1),
-                               ((0, 0), (0, 0), (0, 0), (size // 2, (size - 1) // 2)))
+    sq = jax.lax.reduce_window(
+        x * x, 0.0, jax.lax.add, (1, 1, 1, size), (1, 1, 1, 1), ((0, 0), (0, 0), (0, 0), (size // 2, (size - 1) // 2))
+    )
     return x / (k + alpha / size * sq) ** beta
 
 

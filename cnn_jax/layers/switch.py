@@ -50,4 +50,5 @@ class TraceSwitch:
         def traced(*args, **kwargs):
             with self.use(name):
                 return fn(*args, **kwargs)
+
         return traced

@@ -46,7 +46,7 @@ from typing import Callable, NamedTuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnn_jax.layers import Conv, Dense, LRN, adaptive_avg_pool, max_pool, max_pool_ceil
+from cnn_jax.layers import LRN, Conv, Dense, adaptive_avg_pool, max_pool, max_pool_ceil
 from cnn_jax.models.registry import register
 
 

@@ -68,7 +68,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.errors import UserError
-from cnn_jax.layers import Conv, ConvBN, Dense, LRN, adaptive_avg_pool, global_avg_pool, max_pool, max_pool_ceil
+from cnn_jax.layers import LRN, Conv, ConvBN, Dense, adaptive_avg_pool, global_avg_pool, max_pool, max_pool_ceil
 from cnn_jax.models.registry import register
 
 AUX_LOSS_WEIGHT = 0.3  # Sec. 5: each auxiliary loss is added with weight 0.3 during training

@@ -39,8 +39,8 @@ from typing import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnn_jax.models.inception_v3 import AVG, MAX, STEM, Mixed, Stem, conv
 from cnn_jax.layers import Conv, ConvBN, Dense, global_avg_pool, he_normal_fan_out
+from cnn_jax.models.inception_v3 import AVG, MAX, STEM, Mixed, Stem, conv
 from cnn_jax.models.registry import register
 
 MIXED_5B = (("branch_0", (conv(96, 1),)),

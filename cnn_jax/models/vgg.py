@@ -42,7 +42,16 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnn_jax.errors import UserError
-from cnn_jax.layers import Conv, ConvBN, LRN, adaptive_avg_pool, conv_general_dilated, dot_general, he_normal_fan_out, max_pool
+from cnn_jax.layers import (
+    LRN,
+    Conv,
+    ConvBN,
+    adaptive_avg_pool,
+    conv_general_dilated,
+    dot_general,
+    he_normal_fan_out,
+    max_pool,
+)
 from cnn_jax.models.registry import register
 
 M = "M"

@@ -32,11 +32,12 @@ LEVEL = 0.95
 @dataclasses.dataclass
 class Side:
     """One side of a comparison: its runs' per-example correctness, sorted by example index."""
+
     path: str
-    runs: list            # the workdirs' names, one per run
-    index: np.ndarray     # (N,) example indices, ascending
-    label: np.ndarray     # (N,)
-    correct: np.ndarray   # (runs, N) bool: top-1 right
+    runs: list  # the workdirs' names, one per run
+    index: np.ndarray  # (N,) example indices, ascending
+    label: np.ndarray  # (N,)
+    correct: np.ndarray  # (runs, N) bool: top-1 right
     correct5: np.ndarray  # (runs, N) bool: label among the top 5
 
     def top1_per_run(self) -> list:
@@ -53,8 +54,10 @@ def prediction_files(path, protocol: str) -> list:
         return [path / name]
     files = [d / name for _, d in found_seed_runs(path) if (d / name).is_file()]
     if not files:
-        raise UserError(f"No {name} in {path} or its seed<k>/ directories; pass the workdir of a run evaluated "
-                        f"with the {protocol!r} protocol (or an entry directory of such runs).")
+        raise UserError(
+            f"No {name} in {path} or its seed<k>/ directories; pass the workdir of a run evaluated "
+            f"with the {protocol!r} protocol (or an entry directory of such runs)."
+        )
     return files
 
 
@@ -64,8 +67,10 @@ def read_predictions(file: pathlib.Path) -> tuple:
         with np.load(file) as data:
             index, label, top5 = (np.asarray(data[k]) for k in ("index", "label", "top5"))
     except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"{file} is not a predictions file with index, label and top5 arrays ({e}); "
-                        "evaluate the run again to rewrite it.") from None
+        raise UserError(
+            f"{file} is not a predictions file with index, label and top5 arrays ({e}); "
+            "evaluate the run again to rewrite it."
+        ) from None
     if top5.ndim != 2 or not len(index) == len(label) == len(top5):
         raise UserError(f"{file} holds arrays of mismatched shapes; evaluate the run again to rewrite it.")
     if len(np.unique(index)) != len(index):
@@ -83,8 +88,10 @@ def load_side(path, protocol: str = "center") -> Side:
     read = [read_predictions(f) for f in files]
     for f, r in zip(files[1:], read[1:], strict=True):
         if not _same_examples(read[0], r):
-            raise UserError(f"{f.parent} was evaluated on other examples or labels than {files[0].parent}; "
-                            "pass seeds of one dataset split.")
+            raise UserError(
+                f"{f.parent} was evaluated on other examples or labels than {files[0].parent}; "
+                "pass seeds of one dataset split."
+            )
     index, label = read[0][0], read[0][1]
     correct = np.stack([top5[:, 0] == label for _, _, top5 in read])
     correct5 = np.stack([np.any(top5 == label[:, None], axis=1) for _, _, top5 in read])
@@ -93,11 +100,15 @@ def load_side(path, protocol: str = "center") -> Side:
 
 def check_paired(a: Side, b: Side) -> None:
     if not np.array_equal(a.index, b.index):
-        raise UserError(f"{a.path} and {b.path} were evaluated on different examples ({len(a.index)} and "
-                        f"{len(b.index)}); compare runs evaluated on the same dataset split.")
+        raise UserError(
+            f"{a.path} and {b.path} were evaluated on different examples ({len(a.index)} and "
+            f"{len(b.index)}); compare runs evaluated on the same dataset split."
+        )
     if not np.array_equal(a.label, b.label):
-        raise UserError(f"{a.path} and {b.path} give different labels to {int((a.label != b.label).sum())} "
-                        "of the same examples; compare runs of the same dataset.")
+        raise UserError(
+            f"{a.path} and {b.path} give different labels to {int((a.label != b.label).sum())} "
+            "of the same examples; compare runs of the same dataset."
+        )
 
 
 def _finite(x):
@@ -106,8 +117,15 @@ def _finite(x):
 
 def _summary(side: Side) -> dict:
     (top1, top1_std), (top5, top5_std) = mean_and_std(side.top1_per_run()), mean_and_std(side.top5_per_run())
-    return {"path": side.path, "runs": side.runs, "top1": top1, "top1_std": top1_std, "top5": top5,
-            "top5_std": top5_std, "top1_per_run": side.top1_per_run()}
+    return {
+        "path": side.path,
+        "runs": side.runs,
+        "top1": top1,
+        "top1_std": top1_std,
+        "top5": top5,
+        "top5_std": top5_std,
+        "top1_per_run": side.top1_per_run(),
+    }
 
 
 def compare(a: Side, b: Side, resamples: int = 10_000, seed: int = 0) -> dict:
@@ -120,13 +138,24 @@ def compare(a: Side, b: Side, resamples: int = 10_000, seed: int = 0) -> dict:
     low, high = paired_bootstrap_interval(differences, resamples, seed, LEVEL)
     wins_a, wins_b = int((differences > 0).sum()), int((differences < 0).sum())
     p, method = sign_test(wins_a, wins_b)
-    result = {"a": _summary(a), "b": _summary(b), "examples": int(len(a.index)),
-              "difference": 100.0 * float(differences.mean()), "level": LEVEL,
-              "examples_interval": [100.0 * low, 100.0 * high], "bootstrap_resamples": int(resamples),
-              "bootstrap_seed": int(seed),
-              "sign_test": {"a_better": wins_a, "b_better": wins_b, "p": p, "method": method,
-                            "mcnemar": len(a.runs) == len(b.runs) == 1},
-              "seeds": None}
+    result = {
+        "a": _summary(a),
+        "b": _summary(b),
+        "examples": int(len(a.index)),
+        "difference": 100.0 * float(differences.mean()),
+        "level": LEVEL,
+        "examples_interval": [100.0 * low, 100.0 * high],
+        "bootstrap_resamples": int(resamples),
+        "bootstrap_seed": int(seed),
+        "sign_test": {
+            "a_better": wins_a,
+            "b_better": wins_b,
+            "p": p,
+            "method": method,
+            "mcnemar": len(a.runs) == len(b.runs) == 1,
+        },
+        "seeds": None,
+    }
     welch = welch_interval(a.top1_per_run(), b.top1_per_run(), LEVEL)
     if welch is not None:
         diff, lo, hi, df = welch
@@ -150,13 +179,15 @@ def describe(result: dict, protocol: str) -> list:
     lo, hi = result["examples_interval"]
     s = result["sign_test"]
     test = "McNemar's exact test" if s["mcnemar"] else "exact sign test on per-example seed-averaged scores"
-    lines = [f"A: {a['path']} ({_runs_text(a)}): top-1 {_accuracy_text(a)}",
-             f"B: {b['path']} ({_runs_text(b)}): top-1 {_accuracy_text(b)}",
-             f"A - B: {result['difference']:+.2f} points over {result['examples']} paired examples ({protocol})",
-             f"  test examples: {pct}% CI [{lo:+.2f}, {hi:+.2f}] (paired bootstrap, "
-             f"{result['bootstrap_resamples']:,} resamples, seed {result['bootstrap_seed']})",
-             f"  {test}: A better on {s['a_better']}, B better on {s['b_better']} examples, "
-             f"p = {s['p']:.4g}{'' if s['method'] == 'exact' else ' (summed in log space: too many for exact sums)'}"]
+    lines = [
+        f"A: {a['path']} ({_runs_text(a)}): top-1 {_accuracy_text(a)}",
+        f"B: {b['path']} ({_runs_text(b)}): top-1 {_accuracy_text(b)}",
+        f"A - B: {result['difference']:+.2f} points over {result['examples']} paired examples ({protocol})",
+        f"  test examples: {pct}% CI [{lo:+.2f}, {hi:+.2f}] (paired bootstrap, "
+        f"{result['bootstrap_resamples']:,} resamples, seed {result['bootstrap_seed']})",
+        f"  {test}: A better on {s['a_better']}, B better on {s['b_better']} examples, "
+        f"p = {s['p']:.4g}{'' if s['method'] == 'exact' else ' (summed in log space: too many for exact sums)'}",
+    ]
     if result["seeds"]:
         w = result["seeds"]
         df = "inf" if w["df"] is None else f"{w['df']:.1f}"

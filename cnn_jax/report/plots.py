@@ -19,6 +19,7 @@ FORMATS = (".png", ".svg", ".pdf")
 def _new_figure(ncols: int, width: float = 6.0, height: float = 4.5):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width * ncols, height), layout="constrained")
     FigureCanvasAgg(fig)
     axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
@@ -45,8 +46,15 @@ def accuracy_points(rows: list) -> list:
     for r in rows:
         if r.get("top1_pct") is None or not r.get("macs"):
             continue
-        points.append({"label": str(r.get("model")), "macs": int(r["macs"]), "params": int(r.get("params") or 0),
-                       "top1": float(r["top1_pct"]), "published_top1": r.get("published_top1")})
+        points.append(
+            {
+                "label": str(r.get("model")),
+                "macs": int(r["macs"]),
+                "params": int(r.get("params") or 0),
+                "top1": float(r["top1_pct"]),
+                "published_top1": r.get("published_top1"),
+            }
+        )
     return points
 
 
@@ -64,13 +72,33 @@ def plot_accuracy_vs_macs(rows: list, path) -> list:
     largest = max(p["params"] for p in points)
     for i, p in enumerate(points):
         colour = f"C{i % 10}"
-        ax.scatter([p["macs"]], [p["top1"]], s=_marker_area(p["params"], largest), color=colour, alpha=0.75,
-                   edgecolors="black", linewidths=0.5, zorder=3)
-        ax.annotate(f"{p['label']}\n{p['params'] / 1e6:.3g}M params", (p["macs"], p["top1"]),
-                    textcoords="offset points", xytext=(6, 6), fontsize=8)
+        ax.scatter(
+            [p["macs"]],
+            [p["top1"]],
+            s=_marker_area(p["params"], largest),
+            color=colour,
+            alpha=0.75,
+            edgecolors="black",
+            linewidths=0.5,
+            zorder=3,
+        )
+        ax.annotate(
+            f"{p['label']}\n{p['params'] / 1e6:.3g}M params",
+            (p["macs"], p["top1"]),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=8,
+        )
         if p["published_top1"] is not None:
-            ax.scatter([p["macs"]], [p["published_top1"]], s=_marker_area(p["params"], largest),
-                       facecolors="none", edgecolors=colour, linewidths=1.2, zorder=2)
+            ax.scatter(
+                [p["macs"]],
+                [p["published_top1"]],
+                s=_marker_area(p["params"], largest),
+                facecolors="none",
+                edgecolors=colour,
+                linewidths=1.2,
+                zorder=2,
+            )
             ax.plot([p["macs"]] * 2, [p["top1"], p["published_top1"]], color=colour, linestyle=":", zorder=1)
     ax.set_xscale("log")
     ax.set_xlabel("multiply-accumulates per image (MACs)")
@@ -118,8 +146,10 @@ def plot_learning_curves(workdirs, path) -> dict:
     curves = {_run_label(d): read_curves(d) for d in workdirs}
     curves = {k: v for k, v in curves.items() if v["train_loss"] or v["val_top1"]}
     if not curves:
-        raise UserError(f"No metrics.jsonl with training records in {', '.join(map(str, workdirs))}; "
-                        "pass workdirs of runs that have started.")
+        raise UserError(
+            f"No metrics.jsonl with training records in {', '.join(map(str, workdirs))}; "
+            "pass workdirs of runs that have started."
+        )
     fig, (loss_ax, acc_ax) = _new_figure(2)
     for i, (label, c) in enumerate(curves.items()):
         colour = f"C{i % 10}"
@@ -177,8 +207,9 @@ def plot_sweep(trials: list, params: dict, objective: str, path) -> dict:
             kind = {"COMPLETE": "complete", "PRUNED": "pruned"}.get(t["state"])
             if kind and t.get("value") is not None and name in t["params"]:
                 series[kind].append((t["params"][name], float(t["value"])))
-        categorical = params[name] == "categorical" or any(isinstance(x, (str, bool)) for s in series.values()
-                                                            for x, _ in s)
+        categorical = params[name] == "categorical" or any(
+            isinstance(x, (str, bool)) for s in series.values() for x, _ in s
+        )
         for kind, marker in (("complete", "o"), ("pruned", "x")):
             if series[kind]:
                 xs = [str(x) for x, _ in series[kind]] if categorical else [x for x, _ in series[kind]]

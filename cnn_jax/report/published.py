@@ -14,8 +14,13 @@ setting one against the other would read as a reproduction gap that is not there
 
 from cnn_jax.errors import UserError
 
-PROTOCOL_LABELS = {"center": "centre crop", "10crop": "10-crop", "dense": "dense", "multi-model": "multi-model",
-                   "unstated": "not stated"}
+PROTOCOL_LABELS = {
+    "center": "centre crop",
+    "10crop": "10-crop",
+    "dense": "dense",
+    "multi-model": "multi-model",
+    "unstated": "not stated",
+}
 # Split names that mean a dataset's whole evaluation split; anything else names a subset.
 FULL_SPLITS = {"validation": "validation", "val": "validation", "test": "test"}
 
@@ -26,8 +31,9 @@ def normalise(published: dict | None) -> dict:
     published.setdefault("protocol", "unstated")
     published.setdefault("models", 1)
     if published["protocol"] not in PROTOCOL_LABELS:
-        raise UserError(f"Published protocol {published['protocol']!r} is unknown; use one of "
-                        f"{', '.join(PROTOCOL_LABELS)}.")
+        raise UserError(
+            f"Published protocol {published['protocol']!r} is unknown; use one of {', '.join(PROTOCOL_LABELS)}."
+        )
     return published
 
 
@@ -94,7 +100,13 @@ def from_reference(reference: dict) -> dict | None:
     if reference.get("paper_top1") is None and reference.get("paper_top5") is None:
         return None
     text = reference.get("paper_eval_protocol") or ""
-    return {"top1": reference.get("paper_top1"), "top5": reference.get("paper_top5"), "dataset": "imagenet2012",
-            "protocol": reference_protocol(text), "input_size": reference.get("input_size"),
-            "split": "non-blacklisted validation subset" if "blacklisted" in text.lower() else "validation",
-            "models": 1, "source": text}
+    return {
+        "top1": reference.get("paper_top1"),
+        "top5": reference.get("paper_top5"),
+        "dataset": "imagenet2012",
+        "protocol": reference_protocol(text),
+        "input_size": reference.get("input_size"),
+        "split": "non-blacklisted validation subset" if "blacklisted" in text.lower() else "validation",
+        "models": 1,
+        "source": text,
+    }

@@ -23,7 +23,7 @@ def decimals_for(std: float | None) -> int:
 
 
 def format_mean_std(mean: float | None, std: float | None, decimals: int) -> str | None:
-    """"97.9 ± 0.8", or the one number when there is no spread."""
+    """ "97.9 ± 0.8", or the one number when there is no spread."""
     if mean is None:
         return None
     return f"{mean:.{decimals}f}" if std is None else f"{mean:.{decimals}f} ± {std:.{decimals}f}"

@@ -38,8 +38,10 @@ def _beta_continued_fraction(x: float, a: float, b: float) -> float:
     h = d
     for m in range(1, 10_000):
         m2 = 2 * m
-        for numerator in (m * (b - m) * x / ((a + m2 - 1.0) * (a + m2)),
-                          -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0))):
+        for numerator in (
+            m * (b - m) * x / ((a + m2 - 1.0) * (a + m2)),
+            -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0)),
+        ):
             d = 1.0 + numerator * d
             d = 1.0 / (d if abs(d) > tiny else tiny)
             c = 1.0 + numerator / c
@@ -111,11 +113,11 @@ def welch_interval(a, b, level: float = 0.95):
     (mean_a, std_a), (mean_b, std_b) = mean_and_std(a), mean_and_std(b)
     if std_a is None or std_b is None:
         return None
-    va, vb = std_a ** 2 / len(a), std_b ** 2 / len(b)
+    va, vb = std_a**2 / len(a), std_b**2 / len(b)
     diff = mean_a - mean_b
     if va + vb == 0.0:  # every seed scored the same: the difference has no spread to test
         return diff, diff, diff, math.inf
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = student_t_quantile(0.5 + level / 2.0, df) * math.sqrt(va + vb)
     return diff, diff - half, diff + half, df
 
@@ -147,7 +149,7 @@ def _binomial_lower_tail_exact(k: int, n: int) -> Fraction:
     for i in range(k):
         term = term * (n - i) // (i + 1)  # C(n, i + 1), exact: C(n, i) * (n - i) is divisible by i + 1
         total += term
-    return Fraction(total, 2 ** n)
+    return Fraction(total, 2**n)
 
 
 def _binomial_lower_tail_log(k: int, n: int) -> float:

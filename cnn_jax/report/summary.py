@@ -65,16 +65,21 @@ def summarize(model: nn.Module, input_shape: tuple, dtype=jnp.float32, train: bo
         out = next_fun(*args, **kwargs)
         if context.method_name == "__call__" and args and hasattr(args[0], "shape"):
             first_out = out[0] if isinstance(out, (tuple, list)) else out
-            calls.append((context.module.path, type(context.module).__name__,
-                          tuple(first_out.shape) if hasattr(first_out, "shape") else (),
-                          layer_macs(context.module, args[0], first_out)))
+            calls.append(
+                (
+                    context.module.path,
+                    type(context.module).__name__,
+                    tuple(first_out.shape) if hasattr(first_out, "shape") else (),
+                    layer_macs(context.module, args[0], first_out),
+                )
+            )
         return out
 
     def init():
         with nn.intercept_methods(record):
             outputs, variables = model.init_with_output(
-                {"params": jax.random.key(0), "dropout": jax.random.key(1)},
-                jnp.zeros(input_shape, dtype), train=train)
+                {"params": jax.random.key(0), "dropout": jax.random.key(1)}, jnp.zeros(input_shape, dtype), train=train
+            )
         return variables, outputs
 
     variables, outputs = jax.eval_shape(init)
@@ -104,6 +109,7 @@ def format_summary(summary: Summary, title: str = "") -> str:
     for r in summary.rows:
         lines.append(f"{r.path:<48} {r.kind:<18} {str(r.output_shape):>20} {r.params:>13,} {r.macs:>16,}")
     lines.append("-" * len(header))
-    lines.append(f"{'total':<48} {'':<18} {str(summary.output_shape):>20} "
-                 f"{summary.total_params:>13,} {summary.total_macs:>16,}")
+    lines.append(
+        f"{'total':<48} {'':<18} {str(summary.output_shape):>20} {summary.total_params:>13,} {summary.total_macs:>16,}"
+    )
     return "\n".join(lines)

@@ -21,8 +21,10 @@ SEED_DIR = re.compile(r"seed(\d+)$")
 
 def _accuracy_cell(key: str):
     def cell(row: dict) -> str | None:
-        return format_mean_std(row.get(f"{key}_pct"), row.get(f"{key}_std"),
-                               row.get(f"{key}_decimals", SINGLE_RUN_DECIMALS))
+        return format_mean_std(
+            row.get(f"{key}_pct"), row.get(f"{key}_std"), row.get(f"{key}_decimals", SINGLE_RUN_DECIMALS)
+        )
+
     return cell
 
 
@@ -36,25 +38,62 @@ def _delta_cell(row: dict) -> str | None:
 
 
 COLUMNS = [  # (header, key, format): a format string for row[key], or a function of the whole row
-    ("model", "model", "{}"), ("dataset", "dataset", "{}"), ("params", "params", "{:,}"),
-    ("MACs", "macs", "{:,}"), ("eval", "eval_protocol", "{}"), ("n", "n", "{:d}"),
-    ("top-1 %", "top1_pct", _accuracy_cell("top1")), ("top-5 %", "top5_pct", _accuracy_cell("top5")),
-    ("paper top-1 %", "published_top1", "{:g}"), ("paper top-5 %", "published_top5", "{:g}"),
-    ("paper eval", "published_protocol", "{}"), ("Δ top-1", "delta_top1", _delta_cell),
-    ("epochs", "epochs", "{:.1f}"), ("train time", "wall_time_s", "{:.0f} s"),
-    ("images/s", "images_per_s", "{:.1f}"), ("devices", "devices", "{}"), ("status", "status", "{}"),
+    ("model", "model", "{}"),
+    ("dataset", "dataset", "{}"),
+    ("params", "params", "{:,}"),
+    ("MACs", "macs", "{:,}"),
+    ("eval", "eval_protocol", "{}"),
+    ("n", "n", "{:d}"),
+    ("top-1 %", "top1_pct", _accuracy_cell("top1")),
+    ("top-5 %", "top5_pct", _accuracy_cell("top5")),
+    ("paper top-1 %", "published_top1", "{:g}"),
+    ("paper top-5 %", "published_top5", "{:g}"),
+    ("paper eval", "published_protocol", "{}"),
+    ("Δ top-1", "delta_top1", _delta_cell),
+    ("epochs", "epochs", "{:.1f}"),
+    ("train time", "wall_time_s", "{:.0f} s"),
+    ("images/s", "images_per_s", "{:.1f}"),
+    ("devices", "devices", "{}"),
+    ("status", "status", "{}"),
 ]
-CSV_KEYS = ["model", "seed", "n", "dataset", "params", "macs", "eval_protocol", "top1_pct", "top1_std", "top5_pct",
-            "top5_std", "published_top1", "published_top5", "published_protocol", "delta_top1", "delta_note",
-            "delta_within_uncertainty", "epochs", "wall_time_s", "images_per_s", "devices", "status"]
+CSV_KEYS = [
+    "model",
+    "seed",
+    "n",
+    "dataset",
+    "params",
+    "macs",
+    "eval_protocol",
+    "top1_pct",
+    "top1_std",
+    "top5_pct",
+    "top5_std",
+    "published_top1",
+    "published_top5",
+    "published_protocol",
+    "delta_top1",
+    "delta_note",
+    "delta_within_uncertainty",
+    "epochs",
+    "wall_time_s",
+    "images_per_s",
+    "devices",
+    "status",
+]
 
-FOOTNOTE_SEEDS = ("top-1/top-5 with n > 1: mean ± sample standard deviation over n seeds, rounded to the "
-                  "spread (the deviation's first significant digit, one decimal from 1 point up); n = 1: one run.")
-FOOTNOTE_DELTA = ("Δ top-1: our top-1 minus the paper's, only where both were evaluated alike (dataset, test "
-                  "protocol, input size, split, one model); otherwise the cell says what differs.")
-FOOTNOTE_NS = ("n.s.: the paper's number lies inside the 95% Student-t interval of our mean over seeds "
-               "(mean ± t(0.975, n-1)·s/√n: a two-sided one-sample t-test at 5% does not reject it). Only our "
-               "seed-to-seed spread is counted, not the paper's; rows with n = 1 are not tested.")
+FOOTNOTE_SEEDS = (
+    "top-1/top-5 with n > 1: mean ± sample standard deviation over n seeds, rounded to the "
+    "spread (the deviation's first significant digit, one decimal from 1 point up); n = 1: one run."
+)
+FOOTNOTE_DELTA = (
+    "Δ top-1: our top-1 minus the paper's, only where both were evaluated alike (dataset, test "
+    "protocol, input size, split, one model); otherwise the cell says what differs."
+)
+FOOTNOTE_NS = (
+    "n.s.: the paper's number lies inside the 95% Student-t interval of our mean over seeds "
+    "(mean ± t(0.975, n-1)·s/√n: a two-sided one-sample t-test at 5% does not reject it). Only our "
+    "seed-to-seed spread is counted, not the paper's; rows with n = 1 are not tested."
+)
 
 
 def _read_json(path: pathlib.Path) -> dict | None:
@@ -82,13 +121,23 @@ def run_split(workdir, results: dict) -> str | None:
 def found_seed_runs(entry_dir) -> list:
     """[(seed, workdir)] of an entry directory's seed<k>/ subdirectories, by seed."""
     entry_dir = pathlib.Path(entry_dir)
-    found = [(int(m.group(1)), d) for d in entry_dir.iterdir() if d.is_dir() and (m := SEED_DIR.match(d.name))] \
-        if entry_dir.is_dir() else []
+    found = (
+        [(int(m.group(1)), d) for d in entry_dir.iterdir() if d.is_dir() and (m := SEED_DIR.match(d.name))]
+        if entry_dir.is_dir()
+        else []
+    )
     return sorted(found)
 
 
-def table_row(results: dict, published: dict | None = None, name: str | None = None, protocol: str = "center",
-              evaluation: dict | None = None, split: str | None = None, seed=None) -> dict:
+def table_row(
+    results: dict,
+    published: dict | None = None,
+    name: str | None = None,
+    protocol: str = "center",
+    evaluation: dict | None = None,
+    split: str | None = None,
+    seed=None,
+) -> dict:
     """One run's row with one test protocol: its numbers (accuracies in %) and the published
     ones it is compared with.
 
@@ -110,14 +159,19 @@ def table_row(results: dict, published: dict | None = None, name: str | None = N
     row["n"] = 1 if row["top1_pct"] is not None else 0
     if published is None and results.get("dataset") == "imagenet2012":
         from cnn_jax.models.registry import reference_numbers  # flax: only for ImageNet runs outside a suite
+
         published = from_reference(reference_numbers().get(results.get("model"), {}))
     published = published or {}
     row["published_top1"], row["published_top5"] = published.get("top1"), published.get("top5")
     row["published_protocol"] = protocol_label(published)
     row["delta_top1"] = row["delta_note"] = row["delta_within_uncertainty"] = None
     if row["published_top1"] is not None:
-        ours = {"dataset": results.get("dataset"), "protocol": protocol, "input_size": results.get("input_size"),
-                "split": split}
+        ours = {
+            "dataset": results.get("dataset"),
+            "protocol": protocol,
+            "input_size": results.get("input_size"),
+            "split": split,
+        }
         row["delta_note"] = difference(published, ours)
         if row["delta_note"] is None and row["top1_pct"] is not None:
             row["delta_top1"] = row["top1_pct"] - row["published_top1"]
@@ -129,8 +183,17 @@ def _protocol_rows(name: str, runs: list, published, protocol: str) -> list:
     for seed, workdir in runs:
         results = load_results(workdir)
         if results is not None:
-            rows.append(table_row(results, published, name, protocol, load_evaluation(workdir, protocol),
-                                  run_split(workdir, results), seed))
+            rows.append(
+                table_row(
+                    results,
+                    published,
+                    name,
+                    protocol,
+                    load_evaluation(workdir, protocol),
+                    run_split(workdir, results),
+                    seed,
+                )
+            )
     return rows
 
 
@@ -146,8 +209,11 @@ def entry_rows(name: str, runs: list, published: dict | None = None, protocols=(
             continue
         for r in found:
             r["kind"] = "seed"
-        rows.append(mean_row(found, len(runs)) if found else
-                    {"model": name, "kind": "mean", "eval_protocol": protocol, "n": 0, "status": "not run"})
+        rows.append(
+            mean_row(found, len(runs))
+            if found
+            else {"model": name, "kind": "mean", "eval_protocol": protocol, "n": 0, "status": "not run"}
+        )
         rows += found
     return rows
 
@@ -182,8 +248,10 @@ def footnotes(rows: list) -> list:
 
 def to_markdown(rows: list) -> str:
     rows = shown_rows(rows)
-    lines = ["| " + " | ".join(h for h, _, _ in COLUMNS) + " |",
-             "|" + "|".join("---" if f == "{}" else "---:" for _, _, f in COLUMNS) + "|"]
+    lines = [
+        "| " + " | ".join(h for h, _, _ in COLUMNS) + " |",
+        "|" + "|".join("---" if f == "{}" else "---:" for _, _, f in COLUMNS) + "|",
+    ]
     for r in rows:
         lines.append("| " + " | ".join(_cell(r, k, f) for _, k, f in COLUMNS) + " |")
     notes = footnotes(rows)

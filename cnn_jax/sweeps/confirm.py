@@ -26,8 +26,10 @@ def confirmation_runs(workdir, trial: str, seeds: int) -> list:
 def best_completed(rows: list) -> dict:
     """The report's best row (rows are sorted best first, completed trials before the others)."""
     if not rows or rows[0]["state"] != "COMPLETE":
-        raise UserError("The sweep has no completed trial to confirm over seeds; let trials finish, then run "
-                        "the same command again.")
+        raise UserError(
+            "The sweep has no completed trial to confirm over seeds; let trials finish, then run "
+            "the same command again."
+        )
     return rows[0]
 
 
@@ -40,17 +42,25 @@ def summarise(sweep: Sweep, best: dict, runs: list) -> dict:
     mean, std = mean_and_std(values) if values else (None, None)
     interval = mean_interval(values) if len(values) > 1 else None
     trial_value, picked_on = best.get(sweep.objective), best["value"]
-    return {"trial": best["trial"], "params": best["params"], "objective": sweep.objective,
-            "trial_value": None if trial_value is None else 100.0 * trial_value,
-            "trial_minival": None if picked_on is None else 100.0 * picked_on,
-            "seeds": [seed for seed, _ in runs], "values": values, "mean": mean, "std": std,
-            "interval_95": list(interval) if interval else None}
+    return {
+        "trial": best["trial"],
+        "params": best["params"],
+        "objective": sweep.objective,
+        "trial_value": None if trial_value is None else 100.0 * trial_value,
+        "trial_minival": None if picked_on is None else 100.0 * picked_on,
+        "seeds": [seed for seed, _ in runs],
+        "values": values,
+        "mean": mean,
+        "std": std,
+        "interval_95": list(interval) if interval else None,
+    }
 
 
 def confirm_best(sweep: Sweep, rows: list, workdir, seeds: int, num_devices: int = 0) -> dict:
     """Train the best trial's parameters over `seeds` seeds (finished seeds are kept), write
     DIR/confirm.json and return its summary."""
     from cnn_jax.train.seeds import train_seeds  # training (jax) only when asked for
+
     best = best_completed(rows)
     runs = confirmation_runs(workdir, best["trial"], seeds)
     train_seeds(trial_argv(sweep, best["params"]), runs, f"{best['trial']} confirmation", num_devices)
@@ -65,5 +75,7 @@ def describe(summary: dict) -> str:
         return f"{trial} over seeds: no seed finished; see the log above."
     spread = "" if summary["std"] is None else f" ± {summary['std']:.2f} (sd)"
     found = "" if summary["trial_value"] is None else f"; the trial itself: {summary['trial_value']:.2f}%"
-    return (f"{trial} ({summary['params']}) over {len(summary['values'])} seeds: {name} "
-            f"{summary['mean']:.2f}%{spread} on the reported split{found}")
+    return (
+        f"{trial} ({summary['params']}) over {len(summary['values'])} seeds: {name} "
+        f"{summary['mean']:.2f}%{spread} on the reported split{found}"
+    )

@@ -36,14 +36,28 @@ def trial_rows(trials, sweep: Sweep) -> list:
         if t.user_attrs.get("surplus") or t.number in replaced:
             continue
         a = t.user_attrs
-        rows.append({"trial": a.get("workdir", f"trial_{trial_origin(t):04d}"), "number": t.number,
-                     "state": t.state.name, "value": _value(t), "params": dict(t.params),
-                     "top1": a.get("top1"), "top5": a.get("top5"), "steps": a.get("steps"),
-                     "wall_time_s": a.get("wall_time_s"),
-                     "error": a.get("error", "")})
+        rows.append(
+            {
+                "trial": a.get("workdir", f"trial_{trial_origin(t):04d}"),
+                "number": t.number,
+                "state": t.state.name,
+                "value": _value(t),
+                "params": dict(t.params),
+                "top1": a.get("top1"),
+                "top5": a.get("top5"),
+                "steps": a.get("steps"),
+                "wall_time_s": a.get("wall_time_s"),
+                "error": a.get("error", ""),
+            }
+        )
     sign = -1.0 if sweep.direction == "maximize" else 1.0
-    rows.sort(key=lambda r: (STATE_ORDER.get(r["state"], 5), sign * r["value"] if r["value"] is not None else 0.0,
-                             r["number"]))
+    rows.sort(
+        key=lambda r: (
+            STATE_ORDER.get(r["state"], 5),
+            sign * r["value"] if r["value"] is not None else 0.0,
+            r["number"],
+        )
+    )
     for rank, r in enumerate(rows, 1):
         r["rank"] = rank
     return rows
@@ -58,22 +72,43 @@ def _param(x) -> str:
 
 
 def _cells(r: dict, names: list) -> list:
-    return ([str(r["rank"]), r["trial"], r["state"], _pct(r["value"])] + [_param(r["params"].get(n, "")) for n in names]
-            + [_pct(r["top1"]), _pct(r["top5"]), "" if r["steps"] is None else str(r["steps"]),
-               "" if r["wall_time_s"] is None else f"{r['wall_time_s']:.0f}", r["error"].replace("|", "/")])
+    return (
+        [str(r["rank"]), r["trial"], r["state"], _pct(r["value"])]
+        + [_param(r["params"].get(n, "")) for n in names]
+        + [
+            _pct(r["top1"]),
+            _pct(r["top5"]),
+            "" if r["steps"] is None else str(r["steps"]),
+            "" if r["wall_time_s"] is None else f"{r['wall_time_s']:.0f}",
+            r["error"].replace("|", "/"),
+        ]
+    )
 
 
 def _headers(sweep: Sweep) -> list:
-    return ["rank", "trial", "state", f"minival {sweep.objective} %", *sweep.space, "top1 %", "top5 %", "steps",
-            "train time s", "error"]
+    return [
+        "rank",
+        "trial",
+        "state",
+        f"minival {sweep.objective} %",
+        *sweep.space,
+        "top1 %",
+        "top5 %",
+        "steps",
+        "train time s",
+        "error",
+    ]
 
 
 def to_markdown(rows: list, sweep: Sweep) -> str:
     heads = _headers(sweep)
-    lines = [f"Sweep `{sweep.name}`: {sweep.base} over {', '.join(sweep.space)} "
-             f"({sweep.sampler}, {sweep.direction} minival {sweep.objective}; top1 and top5 on the reported split)",
-             "",
-             "| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
+    lines = [
+        f"Sweep `{sweep.name}`: {sweep.base} over {', '.join(sweep.space)} "
+        f"({sweep.sampler}, {sweep.direction} minival {sweep.objective}; top1 and top5 on the reported split)",
+        "",
+        "| " + " | ".join(heads) + " |",
+        "|" + "|".join("---" for _ in heads) + "|",
+    ]
     lines += ["| " + " | ".join(c or "–" for c in _cells(r, list(sweep.space))) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
@@ -81,23 +116,51 @@ def to_markdown(rows: list, sweep: Sweep) -> str:
 def to_csv(rows: list, sweep: Sweep) -> str:
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["rank", "trial", "state", f"minival_{sweep.objective}", *sweep.space, "top1", "top5", "steps",
-                "wall_time_s", "error"])
+    w.writerow(
+        [
+            "rank",
+            "trial",
+            "state",
+            f"minival_{sweep.objective}",
+            *sweep.space,
+            "top1",
+            "top5",
+            "steps",
+            "wall_time_s",
+            "error",
+        ]
+    )
     for r in rows:
-        w.writerow([r["rank"], r["trial"], r["state"], r["value"], *(r["params"].get(n) for n in sweep.space),
-                    r["top1"], r["top5"], r["steps"], r["wall_time_s"], r["error"]])
+        w.writerow(
+            [
+                r["rank"],
+                r["trial"],
+                r["state"],
+                r["value"],
+                *(r["params"].get(n) for n in sweep.space),
+                r["top1"],
+                r["top5"],
+                r["steps"],
+                r["wall_time_s"],
+                r["error"],
+            ]
+        )
     return out.getvalue()
 
 
 def write_report(study, sweep: Sweep, workdir) -> tuple:
     """DIR/sweep.md, sweep.csv and sweep.png; returns (markdown, rows)."""
     from cnn_jax.report.plots import plot_sweep
+
     rows = trial_rows(study.get_trials(deepcopy=False), sweep)
     markdown = to_markdown(rows, sweep)
     (workdir / "sweep.md").write_text(markdown)
     (workdir / "sweep.csv").write_text(to_csv(rows, sweep))
-    points = [{"state": r["state"], "params": r["params"], "value": None if r["value"] is None else 100.0 * r["value"]}
-              for r in rows]
-    plot_sweep(points, {n: axis_kind(s) for n, s in sweep.space.items()}, f"minival {sweep.objective} %",
-               workdir / "sweep.png")
+    points = [
+        {"state": r["state"], "params": r["params"], "value": None if r["value"] is None else 100.0 * r["value"]}
+        for r in rows
+    ]
+    plot_sweep(
+        points, {n: axis_kind(s) for n, s in sweep.space.items()}, f"minival {sweep.objective} %", workdir / "sweep.png"
+    )
     return markdown, rows

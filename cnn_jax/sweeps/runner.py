@@ -34,8 +34,8 @@ from cnn_jax.errors import UserError
 from cnn_jax.sweeps.spec import Sweep, make_pruner, make_sampler, suggest, trial_argv
 
 HEARTBEAT_S = 10
-POLL_S = 1.0       # how often an idle worker looks for re-queued trials (one cheap query)
-GRACE_FACTOR = 3   # a trial is taken as abandoned after this many missed heartbeats
+POLL_S = 1.0  # how often an idle worker looks for re-queued trials (one cheap query)
+GRACE_FACTOR = 3  # a trial is taken as abandoned after this many missed heartbeats
 
 
 def _quietly(make):
@@ -57,12 +57,20 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S):
     # SQLite serialises writers; a generous lock timeout lets several workers share one file.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
-        return _quietly(lambda: optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=int(heartbeat_s), grace_period=GRACE_FACTOR * int(heartbeat_s),
-            heartbeat_stale_trial_callback=RETRY))
+        return _quietly(
+            lambda: optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=int(heartbeat_s),
+                grace_period=GRACE_FACTOR * int(heartbeat_s),
+                heartbeat_stale_trial_callback=RETRY,
+            )
+        )
     except Exception as e:  # noqa: BLE001  (SQLAlchemy raises many types for a bad URL)
-        raise UserError(f"Cannot open the sweep storage {url!r} ({type(e).__name__}: {e}); pass an SQLAlchemy "
-                        "URL such as sqlite:///runs/sweep/sweep.db or postgresql://user@host/db.") from None
+        raise UserError(
+            f"Cannot open the sweep storage {url!r} ({type(e).__name__}: {e}); pass an SQLAlchemy "
+            "URL such as sqlite:///runs/sweep/sweep.db or postgresql://user@host/db."
+        ) from None
 
 
 def _jsonable(value):
@@ -71,16 +79,24 @@ def _jsonable(value):
 
 def open_study(sweep: Sweep, storage, study_name: str):
     """Create the study, or load it and check it was started from the same sweep definition."""
-    study = optuna.create_study(storage=storage, study_name=study_name, direction=sweep.direction,
-                                sampler=make_sampler(sweep), pruner=make_pruner(sweep.pruner), load_if_exists=True)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        direction=sweep.direction,
+        sampler=make_sampler(sweep),
+        pruner=make_pruner(sweep.pruner),
+        load_if_exists=True,
+    )
     wanted, stored = _jsonable(sweep.definition()), study.user_attrs.get("definition")
     if stored is None:
         study.set_user_attr("definition", wanted)
     elif stored != wanted:
         changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
-        raise UserError(f"The study {study_name!r} in this storage was started from a different sweep "
-                        f"(differs in {', '.join(changed)}); use a new --workdir (or --study-name), "
-                        "or restore the sweep file. Only TRIALS and PRUNER may change between runs.")
+        raise UserError(
+            f"The study {study_name!r} in this storage was started from a different sweep "
+            f"(differs in {', '.join(changed)}); use a new --workdir (or --study-name), "
+            "or restore the sweep file. Only TRIALS and PRUNER may change between runs."
+        )
     return study
 
 
@@ -117,8 +133,11 @@ def _is_surplus(trials, me, budget: int) -> bool:
     if trial_origin(me) != me.number:
         return False
     replaced = replaced_numbers(trials)
-    ahead = [t for t in trials if t.number != me.number and takes_budget(t, replaced)
-             and (t.number < me.number or trial_origin(t) != t.number)]
+    ahead = [
+        t
+        for t in trials
+        if t.number != me.number and takes_budget(t, replaced) and (t.number < me.number or trial_origin(t) != t.number)
+    ]
     return len(ahead) >= budget
 
 
@@ -132,11 +151,13 @@ def _pruning_hook(trial, key: str):
         trial.report(value, step)
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at step {step}: minival {key} {value:.4f}")
+
     return on_eval
 
 
 def _mark_pruned(run_dir, error: Exception) -> None:
     from cnn_jax.train.reporting import write_json_atomic
+
     path = run_dir / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     write_json_atomic(path, {**results, "status": "pruned", "error": str(error)})
@@ -162,8 +183,9 @@ def make_objective(sweep: Sweep, study, workdir, budget: int, num_devices: int =
         logging.info("trial %d -> %s: %s", trial.number, run_dir, params)
         try:
             config, _ = config_from_flags(trial_argv(sweep, params))
-            result = loop.train_and_evaluate(config, run_dir, num_devices=num_devices,
-                                             on_eval=_pruning_hook(trial, sweep.objective))
+            result = loop.train_and_evaluate(
+                config, run_dir, num_devices=num_devices, on_eval=_pruning_hook(trial, sweep.objective)
+            )
         except optuna.TrialPruned as e:
             _mark_pruned(run_dir, e)
             raise
@@ -176,14 +198,25 @@ def make_objective(sweep: Sweep, study, workdir, budget: int, num_devices: int =
             raise
         finally:
             setup_logging(None)  # drop the trial's log file handler
-        for key in ("top1", "top5", "minival_top1", "minival_top5", "params", "macs", "steps", "epochs",
-                    "wall_time_s", "images_per_s"):
+        for key in (
+            "top1",
+            "top5",
+            "minival_top1",
+            "minival_top5",
+            "params",
+            "macs",
+            "steps",
+            "epochs",
+            "wall_time_s",
+            "images_per_s",
+        ):
             trial.set_user_attr(key, result.get(key))
         value = result.get(f"minival_{sweep.objective}")
         if value is None:
             trial.set_user_attr("error", f"results.json of {run_dir} has no minival_{sweep.objective}")
             raise ValueError(trial.user_attrs["error"])
         return float(value)
+
     return objective
 
 
@@ -207,11 +240,29 @@ def run_worker(sweep: Sweep, study, workdir, budget: int, num_devices: int = 0, 
             return
 
 
-def worker_command(sweep: Sweep, workdir, storage_url: str, study_name: str, trials: int, heartbeat_s: int,
-                   num_devices: int) -> list:
-    return [sys.executable, "-m", "cnn_jax", "sweep", str(sweep.path.absolute()), "--workdir", str(workdir.absolute()),
-            "--storage", storage_url, "--study-name", study_name, "--trials", str(trials),
-            "--heartbeat", str(heartbeat_s), "--num-devices", str(num_devices), "--worker"]
+def worker_command(
+    sweep: Sweep, workdir, storage_url: str, study_name: str, trials: int, heartbeat_s: int, num_devices: int
+) -> list:
+    return [
+        sys.executable,
+        "-m",
+        "cnn_jax",
+        "sweep",
+        str(sweep.path.absolute()),
+        "--workdir",
+        str(workdir.absolute()),
+        "--storage",
+        storage_url,
+        "--study-name",
+        study_name,
+        "--trials",
+        str(trials),
+        "--heartbeat",
+        str(heartbeat_s),
+        "--num-devices",
+        str(num_devices),
+        "--worker",
+    ]
 
 
 def run_workers(n: int, command: list, work) -> list:

@@ -33,11 +33,15 @@ from cnn_jax.input_files import load_python_file
 
 SAMPLERS = ("grid", "random", "tpe")
 KINDS = ("float", "log", "int", "choice")
-PRUNERS = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
-           "percentile": optuna.pruners.PercentilePruner, "hyperband": optuna.pruners.HyperbandPruner,
-           "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-           "threshold": optuna.pruners.ThresholdPruner}
-OBJECTIVES = ("top1", "top5")   # the numbers an evaluation reports, so pruning can watch them
+PRUNERS = {
+    "none": optuna.pruners.NopPruner,
+    "median": optuna.pruners.MedianPruner,
+    "percentile": optuna.pruners.PercentilePruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    "threshold": optuna.pruners.ThresholdPruner,
+}
+OBJECTIVES = ("top1", "top5")  # the numbers an evaluation reports, so pruning can watch them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +63,15 @@ class Sweep:
 
     def definition(self) -> dict:
         """What makes two runs of a sweep the same study (the budget and the pruner may change)."""
-        return {"base": self.base, "overrides": self.overrides, "space": self.space, "objective": self.objective,
-                "direction": self.direction, "sampler": self.sampler, "seed": self.seed}
+        return {
+            "base": self.base,
+            "overrides": self.overrides,
+            "space": self.space,
+            "objective": self.objective,
+            "direction": self.direction,
+            "sampler": self.sampler,
+            "seed": self.seed,
+        }
 
     def budget(self) -> int:
         """TRIALS, but never more than the grid has points: a grid point is not run twice."""
@@ -74,17 +85,28 @@ def _module(path: pathlib.Path):
 def load_sweep(path) -> Sweep:
     file = pathlib.Path(path)
     if not file.is_file():
-        raise UserError(f"Sweep file {str(path)!r} does not exist; pass a file from experiments/sweeps/, "
-                        "e.g. experiments/sweeps/digits_lr.py.")
+        raise UserError(
+            f"Sweep file {str(path)!r} does not exist; pass a file from experiments/sweeps/, "
+            "e.g. experiments/sweeps/digits_lr.py."
+        )
     m = _module(file)
     for required in ("BASE", "SPACE"):
         if not getattr(m, required, None):
-            raise UserError(f"Sweep file {str(path)!r} defines no {required}; add it (see experiments/sweeps/digits_lr.py).")
-    sweep = Sweep(path=file, base=str(m.BASE), overrides=dict(getattr(m, "OVERRIDES", {}) or {}),
-                  space={k: _normalise(k, v) for k, v in dict(m.SPACE).items()},
-                  objective=getattr(m, "OBJECTIVE", "top1"), direction=getattr(m, "DIRECTION", "maximize"),
-                  trials=int(getattr(m, "TRIALS", 10)), sampler=getattr(m, "SAMPLER", "tpe"),
-                  pruner=getattr(m, "PRUNER", None), seed=int(getattr(m, "SEED", 0)))
+            raise UserError(
+                f"Sweep file {str(path)!r} defines no {required}; add it (see experiments/sweeps/digits_lr.py)."
+            )
+    sweep = Sweep(
+        path=file,
+        base=str(m.BASE),
+        overrides=dict(getattr(m, "OVERRIDES", {}) or {}),
+        space={k: _normalise(k, v) for k, v in dict(m.SPACE).items()},
+        objective=getattr(m, "OBJECTIVE", "top1"),
+        direction=getattr(m, "DIRECTION", "maximize"),
+        trials=int(getattr(m, "TRIALS", 10)),
+        sampler=getattr(m, "SAMPLER", "tpe"),
+        pruner=getattr(m, "PRUNER", None),
+        seed=int(getattr(m, "SEED", 0)),
+    )
     _validate(sweep)
     return sweep
 
@@ -106,33 +128,43 @@ def _normalise(name: str, spec) -> dict:
             if lo >= hi or (kind == "log" and lo <= 0):
                 raise UserError(f"SPACE[{name!r}] = {spec!r} needs lo < hi{' and lo > 0' if kind == 'log' else ''}.")
             return {"kind": kind, "lo": lo, "hi": hi}
-    raise UserError(f"SPACE[{name!r}] = {spec!r} is not a search space; write a non-empty list of values, "
-                    "('float', lo, hi), ('log', lo, hi), ('int', lo, hi) or ('choice', [...]).")
+    raise UserError(
+        f"SPACE[{name!r}] = {spec!r} is not a search space; write a non-empty list of values, "
+        "('float', lo, hi), ('log', lo, hi), ('int', lo, hi) or ('choice', [...])."
+    )
 
 
 def _validate(s: Sweep) -> None:
     if s.sampler not in SAMPLERS:
-        raise UserError(f"SAMPLER {s.sampler!r} is unknown{did_you_mean(str(s.sampler), SAMPLERS)}; "
-                        f"use one of {', '.join(SAMPLERS)}.")
+        raise UserError(
+            f"SAMPLER {s.sampler!r} is unknown{did_you_mean(str(s.sampler), SAMPLERS)}; "
+            f"use one of {', '.join(SAMPLERS)}."
+        )
     if s.direction not in ("maximize", "minimize"):
         raise UserError(f"DIRECTION must be 'maximize' or 'minimize', not {s.direction!r}.")
     if s.objective not in OBJECTIVES:
-        raise UserError(f"OBJECTIVE {s.objective!r} is not reported by an evaluation; use one of {', '.join(OBJECTIVES)}.")
+        raise UserError(
+            f"OBJECTIVE {s.objective!r} is not reported by an evaluation; use one of {', '.join(OBJECTIVES)}."
+        )
     if s.trials < 1:
         raise UserError(f"TRIALS must be at least 1, not {s.trials}.")
     if s.sampler == "grid":
         for name, spec in s.space.items():
             if spec["kind"] in ("float", "log"):
-                raise UserError(f"SPACE[{name!r}] is a continuous range, which a grid cannot enumerate; "
-                                "give a list of values or use SAMPLER = 'random' or 'tpe'.")
+                raise UserError(
+                    f"SPACE[{name!r}] is a continuous range, which a grid cannot enumerate; "
+                    "give a list of values or use SAMPLER = 'random' or 'tpe'."
+                )
     make_pruner(s.pruner)
     config, _ = config_from_flags(trial_argv(s, {}))
     for key in s.space:
         _check_key(config, key)
     _check_space_values(s)
     if not config.data.minival_size and "data.minival_size" not in s.space:
-        raise UserError(f"Sweep {s.name!r} would rank its trials by the reported split's accuracy; hold out "
-                        "minival from the training split with OVERRIDES = {..., \"data.minival_size\": N}.")
+        raise UserError(
+            f"Sweep {s.name!r} would rank its trials by the reported split's accuracy; hold out "
+            'minival from the training split with OVERRIDES = {..., "data.minival_size": N}.'
+        )
 
 
 def _check_space_values(s: Sweep) -> None:
@@ -140,6 +172,7 @@ def _check_space_values(s: Sweep) -> None:
     a bad value fails the sweep before its first trial rather than as a failed trial."""
     from cnn_jax.config_schema import SCHEMA
     from cnn_jax.input_files import raise_problems
+
     problems = []
     for key, spec in s.space.items():
         for value in spec.get("values", [spec.get("lo"), spec.get("hi")]):
@@ -154,8 +187,10 @@ def _check_key(config, key: str) -> None:
     for i, part in enumerate(key.split(".")):
         if not hasattr(node, "keys") or part not in node:
             choices = list(node.keys()) if hasattr(node, "keys") else []
-            raise UserError(f"SPACE key {key!r} is not a config key ({'.'.join(key.split('.')[:i + 1])!r} "
-                            f"is unknown{did_you_mean(part, choices)}); fix the sweep file.")
+            raise UserError(
+                f"SPACE key {key!r} is not a config key ({'.'.join(key.split('.')[: i + 1])!r} "
+                f"is unknown{did_you_mean(part, choices)}); fix the sweep file."
+            )
         node = node[part]
 
 
@@ -163,6 +198,7 @@ def trial_argv(s: Sweep, params: dict) -> list:
     """`--config=BASE --config.KEY=VALUE ...`, as a suite entry of the same config and overrides;
     BASE is found from the working directory or any parent of the sweep file."""
     from cnn_jax.train.suite import entry_argv
+
     return entry_argv({"config": s.base, "overrides": {**s.overrides, **params}}, s.path)
 
 
@@ -208,7 +244,9 @@ def make_pruner(spec):
         return spec
     name, kwargs = (spec, {}) if isinstance(spec, str) else (spec[0], dict(spec[1]) if len(spec) > 1 else {})
     if name not in PRUNERS:
-        raise UserError(f"PRUNER {name!r} is unknown{did_you_mean(str(name), PRUNERS)}; use one of {', '.join(PRUNERS)}.")
+        raise UserError(
+            f"PRUNER {name!r} is unknown{did_you_mean(str(name), PRUNERS)}; use one of {', '.join(PRUNERS)}."
+        )
     try:
         return PRUNERS[name](**kwargs)
     except (TypeError, ValueError) as e:
@@ -227,6 +265,7 @@ def _seeded_per_trial(cls):
     several processes or machines never repeat each other's draws, and a sweep's trials are
     reproducible whoever runs them (TPE still depends on the finished trials it sees).
     """
+
     class TrialSeeded(cls):
         def before_trial(self, study, trial):
             for sampler in (self, getattr(self, "_random_sampler", None)):
@@ -234,6 +273,7 @@ def _seeded_per_trial(cls):
                 if rng is not None:
                     rng.seed(_trial_seed(self._cnn_jax_seed, trial.number))
             super().before_trial(study, trial)
+
     TrialSeeded.__name__ = cls.__name__
     return TrialSeeded
 

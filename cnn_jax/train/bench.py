@@ -39,7 +39,7 @@ def matmul_peak_flops(dtype=jnp.float32, n: int = 2048, repeats: int = 5) -> flo
         t = time.perf_counter()
         f(a, a).block_until_ready()
         times.append(time.perf_counter() - t)
-    return 2.0 * n ** 3 / min(times)
+    return 2.0 * n**3 / min(times)
 
 
 def _step_times(fn, steps: int, clock=time.perf_counter) -> list:
@@ -61,9 +61,18 @@ def _flops(stage) -> float:
     return float((cost[0] if isinstance(cost, list) else cost or {}).get("flops", 0.0))
 
 
-def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int = 0, steps: int = 5,
-          warmup: int = 2, num_classes: int = 0, num_devices: int = 0, loop: bool = False,
-          impl: dict | None = None) -> dict:
+def bench(
+    name: str,
+    batch_size: int = 16,
+    dtype: str = "auto",
+    input_size: int = 0,
+    steps: int = 5,
+    warmup: int = 2,
+    num_classes: int = 0,
+    num_devices: int = 0,
+    loop: bool = False,
+    impl: dict | None = None,
+) -> dict:
     """`impl`: the implementation switches (cnn_jax/layers/impls.py); absent ones `auto`, the
     training defaults' choice for this platform (cnn_jax.config.resolve_for_platform).
     `num_classes` 0: the registry's class count for the model (LeNet-5's RBF head has 10 codes)."""
@@ -82,8 +91,10 @@ def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int 
     check_input(name, model, size, spec.in_channels, "pass a larger --input-size")  # before any compilation
     state = jax.jit(lambda r: create_state(model, tx, r, (1,) + shape[1:]), out_shardings=repl)(jax.random.key(0))
     rng = np.random.default_rng(0)
-    batch_np = {"image": rng.standard_normal(shape, dtype=np.float32),
-                "label": rng.integers(0, num_classes, batch_size).astype(np.int32)}
+    batch_np = {
+        "image": rng.standard_normal(shape, dtype=np.float32),
+        "label": rng.integers(0, num_classes, batch_size).astype(np.int32),
+    }
     batch = parallel.to_global(batch_np, mesh)
     metrics = jax.device_put(zero_train_metrics(), repl)
     step = jax.jit(make_train_step(), donate_argnums=(0, 2), out_shardings=(repl, repl))
@@ -119,15 +130,24 @@ def bench(name: str, batch_size: int = 16, dtype: str = "auto", input_size: int 
     infer_s = _median_time(lambda: infer(variables, batch["image"]), steps)
 
     peak = matmul_peak_flops(jnp.bfloat16 if dtype == "bfloat16" else jnp.float32)
-    result = {"model": name, "batch_size": batch_size, "dtype": dtype, **impl, "input_size": size,
-              "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
-              "devices": int(mesh.devices.size), "train_img_per_s": batch_size / train_s,
-              # The fastest step: the one the machine's other work slowed least.
-              "train_img_per_s_fastest": batch_size / min(train_times),
-              "train_img_per_cpu_s": batch_size / train_cpu_s,
-              "infer_img_per_s": batch_size / infer_s, "compile_s": compile_s,
-              "step_gflop": flops / 1e9, "peak_gflop_per_s": peak / 1e9,
-              "mfu": flops / train_s / (peak * mesh.devices.size)}
+    result = {
+        "model": name,
+        "batch_size": batch_size,
+        "dtype": dtype,
+        **impl,
+        "input_size": size,
+        "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
+        "devices": int(mesh.devices.size),
+        "train_img_per_s": batch_size / train_s,
+        # The fastest step: the one the machine's other work slowed least.
+        "train_img_per_s_fastest": batch_size / min(train_times),
+        "train_img_per_cpu_s": batch_size / train_cpu_s,
+        "infer_img_per_s": batch_size / infer_s,
+        "compile_s": compile_s,
+        "step_gflop": flops / 1e9,
+        "peak_gflop_per_s": peak / 1e9,
+        "mfu": flops / train_s / (peak * mesh.devices.size),
+    }
     if loop:
         result["loop_img_per_s"] = batch_size / _loop_step_time(compiled, holder, batch_np, mesh, steps)
     return result

@@ -37,19 +37,28 @@ class Checkpoints:
             policies.append(checkpoint_managers.BestN(get_metric_fn=_minival_top1, reverse=False, n=1))
         policy = checkpoint_managers.AnyPreservationPolicy(policies)
         # best_fn makes orbax write each step's metrics (the policy alone decides what is kept).
-        options = ocp.CheckpointManagerOptions(preservation_policy=policy, best_fn=_minival_top1, best_mode="max",
-                                               enable_async_checkpointing=True, cleanup_tmp_directories=True,
-                                               create=True)
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=policy,
+            best_fn=_minival_top1,
+            best_mode="max",
+            enable_async_checkpointing=True,
+            cleanup_tmp_directories=True,
+            create=True,
+        )
         # Handlers named up front so that item_metadata can read a step's tree before restoring it.
         handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
-        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"),
-                                             item_handlers=handlers)
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=options, item_names=("state", "meta"), item_handlers=handlers
+        )
 
     def save(self, step: int, state, meta: dict, minival_top1: float | None = None) -> None:
         metrics = {METRIC: NO_METRIC if minival_top1 is None else float(minival_top1)}
-        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_savable(state)),
-                                                        meta=ocp.args.JsonSave(meta)),
-                          metrics=metrics, force=True)
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(_savable(state)), meta=ocp.args.JsonSave(meta)),
+            metrics=metrics,
+            force=True,
+        )
 
     def steps(self) -> list:
         return sorted(self.manager.all_steps())
@@ -79,25 +88,30 @@ class Checkpoints:
             try:
                 restored = self._read(template, s)
             except Exception as e:  # noqa: BLE001  (orbax raises many types for a damaged step)
-                logging.warning("Checkpoint step %d in %s is unreadable (%s).", s, self.directory,
-                                str(e).splitlines()[0][:200])
+                logging.warning(
+                    "Checkpoint step %d in %s is unreadable (%s).", s, self.directory, str(e).splitlines()[0][:200]
+                )
                 unreadable.append(s)
                 continue
             if step is None:
                 for bad in unreadable:
-                    logging.warning("Checkpoint step %d moved to %s; resuming from step %d.", bad,
-                                    self._quarantine(bad), s)
+                    logging.warning(
+                        "Checkpoint step %d moved to %s; resuming from step %d.", bad, self._quarantine(bad), s
+                    )
             return s, _merge(template, restored.state), restored.meta
         if unreadable and step is None:
-            raise UserError(f"Every checkpoint in {self.directory} is unreadable (steps "
-                            f"{', '.join(map(str, sorted(unreadable)))}); move the folder away to train from "
-                            "step 0, or restore it from a backup.")
+            raise UserError(
+                f"Every checkpoint in {self.directory} is unreadable (steps "
+                f"{', '.join(map(str, sorted(unreadable)))}); move the folder away to train from "
+                "step 0, or restore it from a backup."
+            )
         return None
 
     def _read(self, template, step: int):
         abstract = _abstract(template, "ema" in self.manager.item_metadata(step)["state"])
-        return self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        return self.manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
+        )
 
     def _quarantine(self, step: int) -> pathlib.Path:
         """Move a damaged step aside (kept for inspection) so that it can be written again."""
@@ -122,8 +136,14 @@ def _savable(state) -> dict:
     """The arrays of a TrainState (its functions are rebuilt from the config). The weight
     average is stored only when the run keeps one: a run without one stores no average, and
     its checkpoints restore into a template without one."""
-    saved = {"step": state.step, "params": state.params, "batch_stats": state.batch_stats,
-             "opt_state": state.opt_state, "rng": state.rng, "control": state.control}
+    saved = {
+        "step": state.step,
+        "params": state.params,
+        "batch_stats": state.batch_stats,
+        "opt_state": state.opt_state,
+        "rng": state.rng,
+        "control": state.control,
+    }
     if state.ema:
         saved["ema"] = state.ema
     return saved

@@ -36,8 +36,9 @@ def decay_at(step, decay: float, warmup: bool):
 
 def update_ema(ema: dict, variables: dict, decay) -> dict:
     """ema <- decay * ema + (1 - decay) * weights, leaf by leaf."""
-    return jax.tree.map(lambda e, w: (decay * e + (1.0 - decay) * w).astype(e.dtype),
-                        ema, {k: variables[k] for k in WEIGHTS})
+    return jax.tree.map(
+        lambda e, w: (decay * e + (1.0 - decay) * w).astype(e.dtype), ema, {k: variables[k] for k in WEIGHTS}
+    )
 
 
 def eval_variables(state) -> dict:

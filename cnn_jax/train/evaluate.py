@@ -39,8 +39,10 @@ def pick_step(ckpts: Checkpoints, which: str) -> int:
     if which == "best":
         best = ckpts.best_step()
         if best is None:
-            raise UserError(f"{ckpts.directory.parent} has no checkpoint chosen on minival (its run held out no "
-                            "minival); use --step latest, or train with --config.data.minival_size=N.")
+            raise UserError(
+                f"{ckpts.directory.parent} has no checkpoint chosen on minival (its run held out no "
+                "minival); use --step latest, or train with --config.data.minival_size=N."
+            )
         return best
     if not which.isdigit() or int(which) not in steps:
         raise UserError(f"--step {which!r} is not one of latest, best or the saved steps {steps}.")
@@ -54,6 +56,7 @@ def evaluate_protocol(run, state, protocol: str) -> dict:
     if protocol == "center":
         return evaluate(run, state, keep_predictions=True)
     from cnn_jax.data import eval_protocols
+
     recipe, size = run.pipeline.recipe, run.pipeline.size
     model_kwargs = {}
     if protocol == "dense":
@@ -94,8 +97,16 @@ def evaluate_workdir(workdir, protocol: str = "center", which: str = "latest", n
     result = evaluate_protocol(run, state, protocol)
     file = predictions.file_name(protocol)
     predictions.write(workdir / file, result.pop("predictions"), step)
-    result.update({"model": config.model, "dataset": config.dataset, "step": step, "protocol": protocol,
-                   "eval_weights": eval_weights_name(state), "predictions": file})
+    result.update(
+        {
+            "model": config.model,
+            "dataset": config.dataset,
+            "step": step,
+            "protocol": protocol,
+            "eval_weights": eval_weights_name(state),
+            "predictions": file,
+        }
+    )
     write_json_atomic(workdir / f"eval_{protocol}.json", result)
     logging.info("eval %s step %d (%s): top1=%.4f top5=%.4f", workdir, step, protocol, result["top1"], result["top5"])
     return result

@@ -18,17 +18,17 @@ import jax
 import jax.numpy as jnp
 
 from cnn_jax import models
-from cnn_jax.report.summary import summarize
 from cnn_jax.config import config_differences, resolve_for_platform, to_dict
 from cnn_jax.data.datasets import open_source
 from cnn_jax.data.pipeline import Pipeline, Sharding, steps_per_epoch
 from cnn_jax.errors import TrainingDiverged, UserError
+from cnn_jax.layers import impls
+from cnn_jax.report.summary import summarize
 from cnn_jax.train import parallel, predictions, selection
 from cnn_jax.train.checkpoint import Checkpoints
 from cnn_jax.train.ema import eval_weights_name, init_ema
 from cnn_jax.train.optim import base_learning_rate, learning_rate_schedule, make_optimizer
 from cnn_jax.train.reporting import MetricsWriter, Progress, setup_logging, write_json_atomic
-from cnn_jax.layers import impls
 from cnn_jax.train.state import create_state
 from cnn_jax.train.steps import make_eval_step, make_train_step, zero_eval_metrics, zero_train_metrics
 
@@ -38,6 +38,7 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 @dataclasses.dataclass
 class Run:
     """Everything built from a config: data, model, state template and the step functions."""
+
     config: object
     source: object
     pipeline: Pipeline
@@ -75,24 +76,32 @@ def build_run(config, num_devices: int = 0) -> Run:
     mesh = parallel.make_mesh(num_devices, batch_sizes)
     parallel.check_batch_divisible(batch_sizes[0], mesh)
     parallel.check_batch_divisible(batch_sizes[1], mesh, "eval_batch_size")
-    source = open_source(config.dataset, config.data_dir, config.train_split, config.eval_split,
-                         config.data.get("idx_dir", ""))
+    source = open_source(
+        config.dataset, config.data_dir, config.train_split, config.eval_split, config.data.get("idx_dir", "")
+    )
     pipeline = Pipeline(source, config, Sharding(jax.process_index(), jax.process_count()))
     spe = steps_per_epoch(pipeline.num_train, int(config.batch_size))  # less skipped corrupt images
     total = total_train_steps(config, spe)
-    model = models.create_model(config.model, num_classes=source.num_classes,
-                                dtype=compute_dtype(config.dtype), **dict(config.model_kwargs))
+    model = models.create_model(
+        config.model, num_classes=source.num_classes, dtype=compute_dtype(config.dtype), **dict(config.model_kwargs)
+    )
     model = _with_bn_groups(model, config)
     schedule = learning_rate_schedule(config, spe, total)
     if config.optimizer.get("lr_reference_batch"):
-        logging.info("learning rate %g per batch %d -> %g for batch %d (linear scaling rule)", config.optimizer.lr,
-                     config.optimizer.lr_reference_batch, base_learning_rate(config), config.batch_size)
+        logging.info(
+            "learning rate %g per batch %d -> %g for batch %d (linear scaling rule)",
+            config.optimizer.lr,
+            config.optimizer.lr_reference_batch,
+            base_learning_rate(config),
+            config.batch_size,
+        )
     tx = make_optimizer(config, schedule)
     input_shape = (1, pipeline.size, pipeline.size, pipeline.channels)
     rng = jax.random.key(int(config.seed))
     ema_decay = float(config.get("ema_decay", 0.0))
-    state = jax.jit(lambda r: create_state(model, tx, r, input_shape, ema_decay),
-                    out_shardings=parallel.replicated(mesh))(rng)
+    state = jax.jit(
+        lambda r: create_state(model, tx, r, input_shape, ema_decay), out_shardings=parallel.replicated(mesh)
+    )(rng)
     state = state.replace(apply_fn=impls.wrap(state.apply_fn, config))
     if config.get("bn_group_size") and not state.batch_stats:
         raise UserError(f"bn_group_size is set but {config.model} has no BatchNorm; set --config.bn_group_size=0.")
@@ -109,17 +118,22 @@ def _with_bn_groups(model, config):
     if group < 0:
         raise UserError(f"bn_group_size must be a number of examples or 0 (whole batch), not {group}.")
     if "bn_group_size" not in type(model).__dataclass_fields__:
-        raise UserError(f"bn_group_size={group} needs a model with BatchNorm, and {config.model} has none; "
-                        "set --config.bn_group_size=0.")
+        raise UserError(
+            f"bn_group_size={group} needs a model with BatchNorm, and {config.model} has none; "
+            "set --config.bn_group_size=0."
+        )
     if int(config.batch_size) % group:
-        raise UserError(f"batch_size {config.batch_size} is not divisible by bn_group_size {group}; "
-                        "pick a group size that divides the global batch.")
+        raise UserError(
+            f"batch_size {config.batch_size} is not divisible by bn_group_size {group}; "
+            "pick a group size that divides the global batch."
+        )
     return model.clone(bn_group_size=group)
 
 
 def _transfer_state(config, state, model):
     """Initial weights from `transfer.init_from`; the optimizer freezes or slows the backbone."""
     from cnn_jax.train import transfer
+
     pretrained = transfer.load_pretrained(config.transfer.init_from, config.model)
     params, status = transfer.merge(jax.device_get(state.params), pretrained.get("params", {}))
     batch_stats, _ = transfer.merge(jax.device_get(state.batch_stats), pretrained.get("batch_stats", {}))
@@ -128,18 +142,23 @@ def _transfer_state(config, state, model):
     repl = jax.sharding.NamedSharding(state.step.sharding.mesh, jax.sharding.PartitionSpec())
     params, batch_stats = jax.device_put((params, batch_stats), repl)
     ema = init_ema({"params": params, "batch_stats": batch_stats}, bool(state.ema))
-    return state.replace(params=params, batch_stats=batch_stats, tx=tx, ema=ema,
-                         opt_state=jax.jit(tx.init, out_shardings=repl)(params))
+    return state.replace(
+        params=params, batch_stats=batch_stats, tx=tx, ema=ema, opt_state=jax.jit(tx.init, out_shardings=repl)(params)
+    )
 
 
-def evaluate(run: Run, state, eval_step=None, pipeline_eval=None, minival: bool = False,
-             keep_predictions: bool = False) -> dict:
+def evaluate(
+    run: Run, state, eval_step=None, pipeline_eval=None, minival: bool = False, keep_predictions: bool = False
+) -> dict:
     """Top-1/top-5 and loss over the whole eval split, or minival (padded examples masked out).
     `keep_predictions`: `eval_step` is a prediction step (predictions.jit_prediction_step), and
     the result holds the per-example `predictions`."""
     if eval_step is None:
-        eval_step = predictions.jit_prediction_step(run.mesh) if keep_predictions else \
-            jax.jit(make_eval_step(), donate_argnums=(2,))
+        eval_step = (
+            predictions.jit_prediction_step(run.mesh)
+            if keep_predictions
+            else jax.jit(make_eval_step(), donate_argnums=(2,))
+        )
     batch_size = int(run.config.eval_batch_size or run.config.batch_size)
     batches = pipeline_eval if pipeline_eval is not None else run.pipeline.eval_batches(batch_size, minival=minival)
     sums, per_batch = jax.device_put(zero_eval_metrics(), parallel.replicated(run.mesh)), []
@@ -153,8 +172,12 @@ def evaluate(run: Run, state, eval_step=None, pipeline_eval=None, minival: bool 
         what = f"minival of split {run.source.train_split!r}" if minival else f"split {run.source.eval_split!r}"
         raise RuntimeError(f"evaluation of {run.config.dataset!r} {what} saw no examples")
     n = float(sums["count"])
-    result = {"top1": float(sums["top1"]) / n, "top5": float(sums["top5"]) / n,
-              "loss": float(sums["loss_sum"]) / n, "count": int(sums["count"])}
+    result = {
+        "top1": float(sums["top1"]) / n,
+        "top5": float(sums["top5"]) / n,
+        "loss": float(sums["loss_sum"]) / n,
+        "count": int(sums["count"]),
+    }
     if keep_predictions:
         result["predictions"] = predictions.gather(per_batch)
     return result
@@ -166,29 +189,56 @@ def _check_workdir(workdir: pathlib.Path, resolved: dict, allow_change: bool) ->
         return
     diff = config_differences(json.loads(saved.read_text()), resolved)
     if diff and not allow_change:
-        raise UserError(f"Workdir {workdir} holds a run of a different config (differs in "
-                        f"{', '.join(diff[:5])}{'...' if len(diff) > 5 else ''}); use a new --workdir, "
-                        "or pass --allow-config-change to continue it with the new config.")
+        raise UserError(
+            f"Workdir {workdir} holds a run of a different config (differs in "
+            f"{', '.join(diff[:5])}{'...' if len(diff) > 5 else ''}); use a new --workdir, "
+            "or pass --allow-config-change to continue it with the new config."
+        )
 
 
-def _results(run: Run, status: str, step: int, val: dict | None, wall: float, images_per_s: float,
-             ckpts: Checkpoints, reported: dict, error: str = "") -> dict:
+def _results(
+    run: Run,
+    status: str,
+    step: int,
+    val: dict | None,
+    wall: float,
+    images_per_s: float,
+    ckpts: Checkpoints,
+    reported: dict,
+    error: str = "",
+) -> dict:
     s = summarize(run.model, run.input_shape)
     return {
-        "model": run.config.model, "dataset": run.config.dataset, "params": s.total_params, "macs": s.total_macs,
-        "input_size": run.pipeline.size, "top1": val["top1"] if val else None, "top5": val["top5"] if val else None,
-        "eval_examples": val["count"] if val else 0, "steps": int(step), "total_steps": run.total_steps,
-        "epochs": step / run.steps_per_epoch, "wall_time_s": wall, "images_per_s": images_per_s,
-        "devices": int(run.mesh.devices.size), "processes": jax.process_count(),
-        "device_kind": jax.devices()[0].device_kind, "eval_protocol": "center", "status": status,
-        "best_step": ckpts.best_step(), "batch_size": int(run.config.batch_size), "dtype": run.config.dtype,
-        "base_lr": base_learning_rate(run.config), "eval_weights": eval_weights_name(run.state), "error": error,
-        "skipped_corrupt": run.pipeline.skipped_corrupt(), **reported,
+        "model": run.config.model,
+        "dataset": run.config.dataset,
+        "params": s.total_params,
+        "macs": s.total_macs,
+        "input_size": run.pipeline.size,
+        "top1": val["top1"] if val else None,
+        "top5": val["top5"] if val else None,
+        "eval_examples": val["count"] if val else 0,
+        "steps": int(step),
+        "total_steps": run.total_steps,
+        "epochs": step / run.steps_per_epoch,
+        "wall_time_s": wall,
+        "images_per_s": images_per_s,
+        "devices": int(run.mesh.devices.size),
+        "processes": jax.process_count(),
+        "device_kind": jax.devices()[0].device_kind,
+        "eval_protocol": "center",
+        "status": status,
+        "best_step": ckpts.best_step(),
+        "batch_size": int(run.config.batch_size),
+        "dtype": run.config.dtype,
+        "base_lr": base_learning_rate(run.config),
+        "eval_weights": eval_weights_name(run.state),
+        "error": error,
+        "skipped_corrupt": run.pipeline.skipped_corrupt(),
+        **reported,
     }
 
 
-def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_devices: int = 0,
-                       on_eval=None) -> dict:
+def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_devices: int = 0, on_eval=None) -> dict:
     """Train (or resume) the run in `workdir` and evaluate it. `on_eval(step, evaluations)`, if
     given, is called after each evaluation and its checkpoint with {"val": the reported split's
     metrics, "minival": minival's or None}; it may raise to stop the run (a sweep prunes a
@@ -200,8 +250,9 @@ def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_d
     resolved = to_dict(resolve_for_platform(config, jax.default_backend()))
     _check_workdir(workdir, resolved, allow_config_change)
     run = build_run(config, num_devices)
-    ckpts = Checkpoints(workdir / "checkpoints", int(config.keep_checkpoints),
-                        keep_best=selection.minival_size(config) > 0)
+    ckpts = Checkpoints(
+        workdir / "checkpoints", int(config.keep_checkpoints), keep_best=selection.minival_size(config) > 0
+    )
     restored = ckpts.restore(run.state)
     state, start, meta = run.state, 0, {}
     if restored is not None:
@@ -232,12 +283,22 @@ def _record_failure(results_file: pathlib.Path, config, error: Exception) -> Non
     """Note a failed run in results.json, unless that file already holds a completed result."""
     if results_file.exists() and json.loads(results_file.read_text()).get("status") == "completed":
         return
-    write_json_atomic(results_file, {"model": config.model, "dataset": config.dataset, "status": "failed",
-                                     "error": str(error), "top1": None, "top5": None})
+    write_json_atomic(
+        results_file,
+        {
+            "model": config.model,
+            "dataset": config.dataset,
+            "status": "failed",
+            "error": str(error),
+            "top1": None,
+            "top5": None,
+        },
+    )
 
 
 def _flat_hparams(resolved: dict) -> dict:
     from cnn_jax.config import flatten
+
     return flatten(resolved)
 
 
@@ -254,8 +315,15 @@ def _log_evaluation(writer: MetricsWriter, step: int, epoch: float, val: dict, m
         scalars.update({f"minival/{k}": minival[k] for k in ("top1", "top5", "loss")})
     writer.write(step, scalars)
     on_minival = f"; minival top1={minival['top1']:.4f} ({minival['count']})" if minival else ""
-    logging.info("step %d eval: top1=%.4f top5=%.4f loss=%.4f (%d examples)%s", step, val["top1"], val["top5"],
-                 val["loss"], val["count"], on_minival)
+    logging.info(
+        "step %d eval: top1=%.4f top5=%.4f loss=%.4f (%d examples)%s",
+        step,
+        val["top1"],
+        val["top5"],
+        val["loss"],
+        val["count"],
+        on_minival,
+    )
 
 
 def _reported(run: Run, state, ckpts: Checkpoints, final: tuple, eval_step, predict_step) -> tuple:
@@ -270,14 +338,22 @@ def _reported(run: Run, state, ckpts: Checkpoints, final: tuple, eval_step, pred
     return (step, *_evaluate_both(run, restored[1], eval_step, predict_step))
 
 
-def _loop(run: Run, state, start: int, ckpts: Checkpoints, writer: MetricsWriter, workdir, on_eval=None,
-          evaluations: int = 0) -> dict:
+def _loop(
+    run: Run, state, start: int, ckpts: Checkpoints, writer: MetricsWriter, workdir, on_eval=None, evaluations: int = 0
+) -> dict:
     """`evaluations`: minival evaluations before `start` (from the checkpoint resumed)."""
     cfg, total, spe = run.config, run.total_steps, run.steps_per_epoch
     repl = parallel.replicated(run.mesh)
-    train_step = jax.jit(make_train_step(float(cfg.loss.label_smoothing), float(cfg.loss.aux_weight),
-                                         float(cfg.get("ema_decay", 0.0)), bool(cfg.get("ema_warmup", True))),
-                         donate_argnums=(0, 2), out_shardings=(repl, repl))
+    train_step = jax.jit(
+        make_train_step(
+            float(cfg.loss.label_smoothing),
+            float(cfg.loss.aux_weight),
+            float(cfg.get("ema_decay", 0.0)),
+            bool(cfg.get("ema_warmup", True)),
+        ),
+        donate_argnums=(0, 2),
+        out_shardings=(repl, repl),
+    )
     eval_step = jax.jit(make_eval_step(), donate_argnums=(2,))
     predict_step = predictions.jit_prediction_step(run.mesh)
     uses_minival = run.pipeline.minival_size > 0
@@ -302,12 +378,22 @@ def _loop(run: Run, state, start: int, ckpts: Checkpoints, writer: MetricsWriter
         trained_images += int(fetched["steps"]) * int(cfg.batch_size)
         if int(fetched["first_bad_step"]) >= 0:
             bad = int(fetched["first_bad_step"]) + 1
-            kept = f"the last good checkpoint (step {last_good_ckpt}) is kept" if last_good_ckpt else "no checkpoint was written"
-            raise TrainingDiverged(f"The loss became NaN or infinite at step {bad}; {kept}: lower "
-                                   "--config.optimizer.lr (or add warmup / gradient clipping) and run again.")
+            kept = (
+                f"the last good checkpoint (step {last_good_ckpt}) is kept"
+                if last_good_ckpt
+                else "no checkpoint was written"
+            )
+            raise TrainingDiverged(
+                f"The loss became NaN or infinite at step {bad}; {kept}: lower "
+                "--config.optimizer.lr (or add warmup / gradient clipping) and run again."
+            )
         n = max(float(fetched["count"]), 1.0)
-        scalars = {"train/loss": float(fetched["loss_sum"]) / n, "train/top1": float(fetched["correct"]) / n,
-                   "lr": float(run.schedule(step)) * float(state.control["lr_scale"]), "epoch": s / spe}
+        scalars = {
+            "train/loss": float(fetched["loss_sum"]) / n,
+            "train/top1": float(fetched["correct"]) / n,
+            "lr": float(run.schedule(step)) * float(state.control["lr_scale"]),
+            "epoch": s / spe,
+        }
         scalars["train/images_per_s"] = progress.update(s, {k: scalars[k] for k in ("train/loss", "lr")})
         writer.write(s, scalars)
         metrics = jax.device_put(zero_train_metrics(), repl)
@@ -318,8 +404,11 @@ def _loop(run: Run, state, start: int, ckpts: Checkpoints, writer: MetricsWriter
             if uses_minival:
                 evaluations, fresh_minival = evaluations + 1, last_minival["top1"]
             if cfg.schedule.name == "plateau":  # check_selection_config guarantees minival here
-                state = state.replace(control=jax.device_put(
-                    selection.plateau_update(jax.device_get(state.control), fresh_minival, cfg.schedule), repl))
+                state = state.replace(
+                    control=jax.device_put(
+                        selection.plateau_update(jax.device_get(state.control), fresh_minival, cfg.schedule), repl
+                    )
+                )
         if do_ckpt:
             ckpts.save(s, state, {"step": s, "model": cfg.model, "minival_evaluations": evaluations}, fresh_minival)
             last_good_ckpt = s
@@ -333,11 +422,19 @@ def _loop(run: Run, state, start: int, ckpts: Checkpoints, writer: MetricsWriter
     step, reported, reported_minival = _reported(run, state, ckpts, (last_val, last_minival), eval_step, predict_step)
     file = predictions.file_name("center")
     predictions.write(pathlib.Path(workdir) / file, reported.pop("predictions"), step)
-    fields = {**selection.selection_fields(cfg, step, evaluations, run.pipeline.num_minival, reported_minival),
-              "predictions": {"center": file}}
+    fields = {
+        **selection.selection_fields(cfg, step, evaluations, run.pipeline.num_minival, reported_minival),
+        "predictions": {"center": file},
+    }
     images_per_s = trained_images / train_time if train_time > 0 else 0.0
     result = _results(run, "completed", total, reported, time.perf_counter() - wall0, images_per_s, ckpts, fields)
     write_json_atomic(pathlib.Path(workdir) / "results.json", result)
-    logging.info("finished %s: top1=%.4f top5=%.4f (%s checkpoint, step %d)", cfg.model, reported["top1"],
-                 reported["top5"], fields["reported_checkpoint"], step)
+    logging.info(
+        "finished %s: top1=%.4f top5=%.4f (%s checkpoint, step %d)",
+        cfg.model,
+        reported["top1"],
+        reported["top5"],
+        fields["reported_checkpoint"],
+        step,
+    )
     return result

@@ -26,8 +26,9 @@ def learning_rate_schedule(config, steps_per_epoch: int, total_steps: int) -> op
     by the state's `lr_scale`, which it lowers when validation top-1 stops improving."""
     s, base = config.schedule, base_learning_rate(config)
     if s.name not in SCHEDULES:
-        raise UserError(f"Unknown schedule {s.name!r}{did_you_mean(s.name, SCHEDULES)}; "
-                        f"use one of {', '.join(SCHEDULES)}.")
+        raise UserError(
+            f"Unknown schedule {s.name!r}{did_you_mean(s.name, SCHEDULES)}; use one of {', '.join(SCHEDULES)}."
+        )
     if s.name == "step":
         boundaries = {int(round(e * steps_per_epoch)): float(s.factor) for e in s.boundaries_epochs}
         main = optax.piecewise_constant_schedule(base, boundaries)
@@ -56,8 +57,9 @@ def decay_mask(kind: str):
 def make_optimizer(config, schedule: optax.Schedule) -> optax.GradientTransformation:
     o = config.optimizer
     if o.name not in OPTIMIZERS:
-        raise UserError(f"Unknown optimizer {o.name!r}{did_you_mean(o.name, OPTIMIZERS)}; "
-                        f"use one of {', '.join(OPTIMIZERS)}.")
+        raise UserError(
+            f"Unknown optimizer {o.name!r}{did_you_mean(o.name, OPTIMIZERS)}; use one of {', '.join(OPTIMIZERS)}."
+        )
     chain = []
     if o.clip_norm > 0:
         chain.append(optax.clip_by_global_norm(float(o.clip_norm)))
@@ -71,10 +73,19 @@ def make_optimizer(config, schedule: optax.Schedule) -> optax.GradientTransforma
         # optax applies the rate before the momentum trace, as TF v1's RMSPropOptimizer:
         # ms = rho ms + (1 - rho) g^2; mom = m mom + lr g / sqrt(ms + eps); w -= mom.
         # TF starts ms at 1 (rmsprop_initial_scale=1), which damps the first steps.
-        chain.append(optax.rmsprop(schedule, decay=float(o.rho), eps=float(o.eps), eps_in_sqrt=True,
-                                   initial_scale=float(o.get("rmsprop_initial_scale", 0.0)),
-                                   momentum=float(o.momentum) or None, nesterov=bool(o.nesterov)))
+        chain.append(
+            optax.rmsprop(
+                schedule,
+                decay=float(o.rho),
+                eps=float(o.eps),
+                eps_in_sqrt=True,
+                initial_scale=float(o.get("rmsprop_initial_scale", 0.0)),
+                momentum=float(o.momentum) or None,
+                nesterov=bool(o.nesterov),
+            )
+        )
     else:
-        chain.append(optax.adamw(schedule, b1=float(o.b1), b2=float(o.b2), eps=float(o.eps),
-                                 weight_decay=wd, mask=mask))
+        chain.append(
+            optax.adamw(schedule, b1=float(o.b1), b2=float(o.b2), eps=float(o.eps), weight_decay=wd, mask=mask)
+        )
     return optax.chain(*chain)

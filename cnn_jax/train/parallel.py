@@ -8,10 +8,13 @@ import os
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from cnn_jax.errors import UserError
 from cnn_jax.cpu.devices import split_count as devices_split
+from cnn_jax.errors import UserError
+
+
 def maybe_initialize_distributed(coordinator: str = "", num_processes: int = 0, process_id: int = -1) -> None:
     """Start JAX's multi-process runtime when asked to, before any device is touched.
 
@@ -19,8 +22,7 @@ def maybe_initialize_distributed(coordinator: str = "", num_processes: int = 0, 
     environment variable CNN_JAX_DISTRIBUTED=1 is set.
     """
     if coordinator:
-        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                                   process_id=process_id)
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
     elif os.environ.get("CNN_JAX_DISTRIBUTED") == "1":
         jax.distributed.initialize()
 
@@ -41,7 +43,7 @@ def make_mesh(num_devices: int = 0, batch_sizes=()) -> Mesh:
             raise UserError("num_devices cannot be limited in a multi-process run; leave it at 0.")
         devices = devices[:num_devices]
     elif devices_split() > 1 and devices[0].platform == "cpu" and jax.process_count() == 1:
-        devices = devices[:largest_divisor(len(devices), batch_sizes)]
+        devices = devices[: largest_divisor(len(devices), batch_sizes)]
     return Mesh(np.asarray(devices), ("data",))
 
 
@@ -56,8 +58,9 @@ def data_sharded(mesh: Mesh) -> NamedSharding:
 def check_batch_divisible(batch_size: int, mesh: Mesh, what: str = "batch_size") -> None:
     n = mesh.devices.size
     if batch_size % n:
-        raise UserError(f"{what} {batch_size} is not divisible by the {n} devices; "
-                        f"set --config.{what} to a multiple of {n}.")
+        raise UserError(
+            f"{what} {batch_size} is not divisible by the {n} devices; set --config.{what} to a multiple of {n}."
+        )
 
 
 def to_global(batch: dict, mesh: Mesh) -> dict:

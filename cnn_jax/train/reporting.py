@@ -43,8 +43,9 @@ class MetricsWriter:
     def __init__(self, workdir: pathlib.Path):
         self.primary = jax.process_index() == 0
         self.jsonl = pathlib.Path(workdir) / "metrics.jsonl"
-        self.tb = metric_writers.create_default_writer(str(pathlib.Path(workdir) / "tensorboard"),
-                                                       just_logging=not self.primary, asynchronous=True)
+        self.tb = metric_writers.create_default_writer(
+            str(pathlib.Path(workdir) / "tensorboard"), just_logging=not self.primary, asynchronous=True
+        )
 
     def write(self, step: int, scalars: dict) -> None:
         if not self.primary:
@@ -71,6 +72,7 @@ class Progress:
         self.bar = None
         if enabled and sys.stderr.isatty() and jax.process_index() == 0:
             from tqdm import tqdm
+
             self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True)
 
     def update(self, step: int, scalars: dict) -> float:

@@ -21,7 +21,7 @@ def check_seed_count(count, where: str) -> int | None:
     if count is None:
         return None
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise UserError(f"{where}: seeds must be a whole number of at least 1, not {count!r}; e.g. \"seeds\": 3.")
+        raise UserError(f'{where}: seeds must be a whole number of at least 1, not {count!r}; e.g. "seeds": 3.')
     return count
 
 

@@ -33,16 +33,22 @@ def check_selection_config(config) -> None:
     """Refuse a config whose choices would read the reported split."""
     report = config.get("report_checkpoint", FINAL)
     if report not in REPORT_CHECKPOINTS:
-        raise UserError(f"report_checkpoint {report!r} is unknown{did_you_mean(str(report), REPORT_CHECKPOINTS)}; "
-                        f"use one of {', '.join(REPORT_CHECKPOINTS)}.")
+        raise UserError(
+            f"report_checkpoint {report!r} is unknown{did_you_mean(str(report), REPORT_CHECKPOINTS)}; "
+            f"use one of {', '.join(REPORT_CHECKPOINTS)}."
+        )
     if minival_size(config):
         return
     if config.schedule.name == "plateau":
-        raise UserError("The plateau schedule reacts to a held-out accuracy, and without minival that would be the "
-                        "reported split's; set --config.data.minival_size=N (examples held out of the training split).")
+        raise UserError(
+            "The plateau schedule reacts to a held-out accuracy, and without minival that would be the "
+            "reported split's; set --config.data.minival_size=N (examples held out of the training split)."
+        )
     if report == BEST_MINIVAL:
-        raise UserError("report_checkpoint=best_minival needs minival to choose the checkpoint; set "
-                        "--config.data.minival_size=N, or --config.report_checkpoint=final.")
+        raise UserError(
+            "report_checkpoint=best_minival needs minival to choose the checkpoint; set "
+            "--config.data.minival_size=N, or --config.report_checkpoint=final."
+        )
 
 
 def plateau_update(control: dict, minival_top1: float, schedule_cfg) -> dict:
@@ -71,9 +77,17 @@ def reported_step(config, final_step: int, best_step: int | None) -> int:
 def selection_fields(config, step: int, evaluations: int, num_minival: int, minival: dict | None) -> dict:
     """results.json's account of the reported checkpoint: which, why, and its minival accuracy."""
     report = config.get("report_checkpoint", FINAL)
-    why = ("final checkpoint, no selection" if report == FINAL else
-           f"best of {evaluations} evaluations on minival ({num_minival} examples carved from "
-           f"{config.train_split})")
-    return {"reported_checkpoint": report, "reported_step": int(step), "selection": why,
-            "minival_top1": minival["top1"] if minival else None, "minival_top5": minival["top5"] if minival else None,
-            "minival_examples": num_minival, "minival_evaluations": evaluations}
+    why = (
+        "final checkpoint, no selection"
+        if report == FINAL
+        else f"best of {evaluations} evaluations on minival ({num_minival} examples carved from {config.train_split})"
+    )
+    return {
+        "reported_checkpoint": report,
+        "reported_step": int(step),
+        "selection": why,
+        "minival_top1": minival["top1"] if minival else None,
+        "minival_top5": minival["top5"] if minival else None,
+        "minival_examples": num_minival,
+        "minival_evaluations": evaluations,
+    }

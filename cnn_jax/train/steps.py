@@ -27,25 +27,38 @@ def cross_entropy(logits, labels, label_smoothing: float = 0.0):
 
 
 def zero_train_metrics() -> dict:
-    return {"loss_sum": jnp.zeros((), jnp.float32), "correct": jnp.zeros((), jnp.float32),
-            "count": jnp.zeros((), jnp.float32), "steps": jnp.zeros((), jnp.int32),
-            "first_bad_step": jnp.full((), -1, jnp.int32)}
+    return {
+        "loss_sum": jnp.zeros((), jnp.float32),
+        "correct": jnp.zeros((), jnp.float32),
+        "count": jnp.zeros((), jnp.float32),
+        "steps": jnp.zeros((), jnp.int32),
+        "first_bad_step": jnp.full((), -1, jnp.int32),
+    }
 
 
 def zero_eval_metrics() -> dict:
-    return {"loss_sum": jnp.zeros((), jnp.float32), "top1": jnp.zeros((), jnp.float32),
-            "top5": jnp.zeros((), jnp.float32), "count": jnp.zeros((), jnp.float32)}
+    return {
+        "loss_sum": jnp.zeros((), jnp.float32),
+        "top1": jnp.zeros((), jnp.float32),
+        "top5": jnp.zeros((), jnp.float32),
+        "count": jnp.zeros((), jnp.float32),
+    }
 
 
-def make_train_step(label_smoothing: float = 0.0, aux_weight: float = 0.3, ema_decay: float = 0.0,
-                    ema_warmup: bool = True):
+def make_train_step(
+    label_smoothing: float = 0.0, aux_weight: float = 0.3, ema_decay: float = 0.0, ema_warmup: bool = True
+):
     def train_step(state: TrainState, batch: dict, metrics: dict):
         step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
         def loss_fn(params):
             outputs, new_model_state = state.apply_fn(
-                {"params": params, "batch_stats": state.batch_stats}, batch["image"], train=True,
-                rngs={"dropout": step_key}, mutable=["batch_stats"])
+                {"params": params, "batch_stats": state.batch_stats},
+                batch["image"],
+                train=True,
+                rngs={"dropout": step_key},
+                mutable=["batch_stats"],
+            )
             logits, aux = split_outputs(outputs)
             loss = jnp.mean(cross_entropy(logits, batch["label"], label_smoothing))
             for a in aux:  # the papers weight each auxiliary classifier's loss (GoogLeNet: 0.3)
@@ -58,21 +71,25 @@ def make_train_step(label_smoothing: float = 0.0, aux_weight: float = 0.3, ema_d
         params = optax.apply_updates(state.params, updates)
         ema = state.ema
         if ema_decay > 0:
-            ema = update_ema(ema, {"params": params, "batch_stats": batch_stats},
-                             decay_at(state.step, ema_decay, ema_warmup))
-        new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                                  opt_state=opt_state, ema=ema)
+            ema = update_ema(
+                ema, {"params": params, "batch_stats": batch_stats}, decay_at(state.step, ema_decay, ema_warmup)
+            )
+        new_state = state.replace(
+            step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state, ema=ema
+        )
         n = batch["label"].shape[0]
         bad = ~jnp.isfinite(loss)
         new_metrics = {
             "loss_sum": metrics["loss_sum"] + loss * n,
             # A mixed (soft) label counts as its larger component.
-            "correct": metrics["correct"] + jnp.sum(jnp.argmax(logits, -1) == (
-                batch["label"] if batch["label"].ndim == 1 else jnp.argmax(batch["label"], -1))),
+            "correct": metrics["correct"]
+            + jnp.sum(
+                jnp.argmax(logits, -1)
+                == (batch["label"] if batch["label"].ndim == 1 else jnp.argmax(batch["label"], -1))
+            ),
             "count": metrics["count"] + n,
             "steps": metrics["steps"] + 1,
-            "first_bad_step": jnp.where(bad & (metrics["first_bad_step"] < 0), state.step,
-                                        metrics["first_bad_step"]),
+            "first_bad_step": jnp.where(bad & (metrics["first_bad_step"] < 0), state.step, metrics["first_bad_step"]),
         }
         return new_state, new_metrics
 

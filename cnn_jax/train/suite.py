@@ -36,8 +36,9 @@ def _check_entry(entry: dict, path: str) -> None:
 def load_suite(path: str) -> list:
     file = pathlib.Path(path)
     if not file.is_file():
-        raise UserError(f"Suite file {path!r} does not exist; pass a file from experiments/, "
-                        "e.g. experiments/digits.py.")
+        raise UserError(
+            f"Suite file {path!r} does not exist; pass a file from experiments/, e.g. experiments/digits.py."
+        )
     module = load_python_file(file, f"_cnn_jax_suite_{file.stem}")  # a syntax error is named by file and line
     entries = getattr(module, "ENTRIES", None)
     if not entries:
@@ -76,6 +77,7 @@ def evaluate_protocols(run_dir: pathlib.Path, protocols, num_devices: int = 0) -
     """Evaluate the checkpoint results.json reports (its `reported_step`, else the final one)
     with each extra protocol, unless eval_<protocol>.json already holds that step."""
     from cnn_jax.train.evaluate import evaluate_workdir
+
     results = load_results(run_dir)
     if not results or results.get("status") != "completed":
         return
@@ -96,6 +98,7 @@ def check_entry_configs(entries: list, suite_file: pathlib.Path) -> None:
     and every problem reported at once."""
     from cnn_jax.config import config_from_flags
     from cnn_jax.input_files import raise_problems
+
     problems = []
     for entry in entries:
         try:
@@ -105,8 +108,9 @@ def check_entry_configs(entries: list, suite_file: pathlib.Path) -> None:
     raise_problems(problems)
 
 
-def run_suite(suite_path: str, workdir, only: list | None = None, num_devices: int = 0,
-              seeds: int | None = None) -> str:
+def run_suite(
+    suite_path: str, workdir, only: list | None = None, num_devices: int = 0, seeds: int | None = None
+) -> str:
     """Train the suite's entries (`only` a subset; `seeds` overrides every entry's seed count),
     then write table.md, table.csv and table.png into `workdir`; returns the Markdown."""
     suite_file = pathlib.Path(suite_path)
@@ -124,12 +128,14 @@ def run_suite(suite_path: str, workdir, only: list | None = None, num_devices: i
             evaluate_protocols(run_dir, entry.get("protocols", ()), num_devices)
     rows = []
     for entry in entries:
-        rows += entry_rows(entry["name"], entry_seed_runs(entry, workdir, seeds), entry.get("published"),
-                           entry.get("protocols", ()))
+        rows += entry_rows(
+            entry["name"], entry_seed_runs(entry, workdir, seeds), entry.get("published"), entry.get("protocols", ())
+        )
     markdown = to_markdown(rows)
     (workdir / "table.md").write_text(markdown)
     (workdir / "table.csv").write_text(to_csv(rows))
     from cnn_jax.report.plots import plot_table  # table.png: accuracy vs MACs; table_curves.png
+
     curves = [run_dir for e in entries for _, run_dir in entry_seed_runs(e, workdir, seeds)]
     plot_table(shown_rows(rows), curves, workdir / "table.png")
     return markdown

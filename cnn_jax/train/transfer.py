@@ -32,14 +32,18 @@ def load_pretrained(init_from: str, model_name: str) -> dict:
         return _from_workdir(path)
     if path.suffix in (".h5", ".keras"):
         from cnn_jax.weights.keras_import import load_keras_weights
+
         _, variables = load_keras_weights(model_name, str(path))
         return jax.tree.map(np.asarray, dict(variables))
     if path.suffix in (".safetensors", ".pth", ".pt"):
         from cnn_jax.weights.torch_import import load_torchvision_weights
+
         _, variables = load_torchvision_weights(model_name, str(path))
         return jax.tree.map(np.asarray, dict(variables))
-    raise UserError(f"transfer.init_from {init_from!r} is neither a workdir nor a .h5/.keras/.safetensors/.pth "
-                    "weights file; pass one of those.")
+    raise UserError(
+        f"transfer.init_from {init_from!r} is neither a workdir nor a .h5/.keras/.safetensors/.pth "
+        "weights file; pass one of those."
+    )
 
 
 def _from_workdir(workdir: pathlib.Path) -> dict:
@@ -76,8 +80,12 @@ def merge(init: dict, pretrained: dict) -> tuple:
 
 def log_status(status: dict) -> None:
     counts = {k: sum(1 for s in status.values() if s == k) for k in (LOADED, REPLACED, AT_INIT)}
-    logging.info("transfer: %d parameter arrays loaded, %d replaced (shape differs), %d left at init",
-                 counts[LOADED], counts[REPLACED], counts[AT_INIT])
+    logging.info(
+        "transfer: %d parameter arrays loaded, %d replaced (shape differs), %d left at init",
+        counts[LOADED],
+        counts[REPLACED],
+        counts[AT_INIT],
+    )
     for kind in (REPLACED, AT_INIT):
         names = ["/".join(p) for p, s in status.items() if s == kind]
         if names:

@@ -38,19 +38,32 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from cnn_jax.weights.keras_maps import KERAS_MODELS, FamilyMap
 from cnn_jax.errors import UserError
 from cnn_jax.models.registry import create_model, get_spec
+from cnn_jax.weights.keras_maps import KERAS_MODELS, FamilyMap
 
 # Keras layer class -> the kind of module that receives it (None: ours has two modules).
-KERAS_KINDS = {"Conv2D": "conv", "DepthwiseConv2D": "conv", "SeparableConv2D": None,
-               "Dense": "dense", "BatchNormalization": "bn"}
+KERAS_KINDS = {
+    "Conv2D": "conv",
+    "DepthwiseConv2D": "conv",
+    "SeparableConv2D": None,
+    "Dense": "dense",
+    "BatchNormalization": "bn",
+}
 # The names Keras gives layers created without one: snake_case class name + a counter.
-AUTO_NAMES = {"Conv2D": "conv2d", "DepthwiseConv2D": "depthwise_conv2d",
-              "SeparableConv2D": "separable_conv2d", "Dense": "dense",
-              "BatchNormalization": "batch_normalization"}
-BN_LEAVES = {"gamma": ("params", "scale"), "beta": ("params", "bias"),
-             "moving_mean": ("batch_stats", "mean"), "moving_variance": ("batch_stats", "var")}
+AUTO_NAMES = {
+    "Conv2D": "conv2d",
+    "DepthwiseConv2D": "depthwise_conv2d",
+    "SeparableConv2D": "separable_conv2d",
+    "Dense": "dense",
+    "BatchNormalization": "batch_normalization",
+}
+BN_LEAVES = {
+    "gamma": ("params", "scale"),
+    "beta": ("params", "bias"),
+    "moving_mean": ("batch_stats", "mean"),
+    "moving_variance": ("batch_stats", "var"),
+}
 MAX_LISTED = 8  # names listed per problem in an error
 
 
@@ -60,21 +73,22 @@ class KerasImportError(UserError):
 
 class KerasLayer(NamedTuple):
     name: str
-    cls: str                    # Keras class name
-    weights: dict               # variable name ('kernel', 'gamma', ...) -> np.ndarray
-    epsilon: float | None       # BatchNormalization only
+    cls: str  # Keras class name
+    weights: dict  # variable name ('kernel', 'gamma', ...) -> np.ndarray
+    epsilon: float | None  # BatchNormalization only
 
 
 class OurLayer(NamedTuple):
-    path: str                   # '/'-joined module path
-    kind: str                   # conv | dense | bn
-    leaves: dict                # (collection, leaf name) -> shape
-    epsilon: float | None       # BatchNorm only
+    path: str  # '/'-joined module path
+    kind: str  # conv | dense | bn
+    leaves: dict  # (collection, leaf name) -> shape
+    epsilon: float | None  # BatchNorm only
 
 
 class Tensor(NamedTuple):
     """One converted tensor and where it goes."""
-    source: str                 # 'keras_layer/variable', for messages
+
+    source: str  # 'keras_layer/variable', for messages
     path: str
     collection: str
     leaf: str
@@ -92,12 +106,14 @@ def keras_application(model_name: str) -> str:
 
 def _keras_model(model_name: str):
     if model_name not in KERAS_MODELS:
-        raise KerasImportError(f"Model {model_name!r} has no Keras counterpart; Keras weights load "
-                               f"into {', '.join(supported_models())}.")
+        raise KerasImportError(
+            f"Model {model_name!r} has no Keras counterpart; Keras weights load into {', '.join(supported_models())}."
+        )
     return KERAS_MODELS[model_name]
 
 
 # ----------------------------------------------------------------------------- Keras side
+
 
 def keras_layers(model) -> list:
     """The layers of a keras.Model that hold weights, with their tensors as numpy arrays."""
@@ -110,10 +126,11 @@ def keras_layers(model) -> list:
             continue
         cls = type(layer).__name__
         if cls not in KERAS_KINDS:
-            raise KerasImportError(f"Keras layer {layer.name!r} is a {cls}, which has no flax "
-                                   f"counterpart here (known: {', '.join(KERAS_KINDS)}).")
-        weights = {w.name.split("/")[-1].split(":")[0]: np.asarray(w.numpy(), np.float32)
-                   for w in layer.weights}
+            raise KerasImportError(
+                f"Keras layer {layer.name!r} is a {cls}, which has no flax "
+                f"counterpart here (known: {', '.join(KERAS_KINDS)})."
+            )
+        weights = {w.name.split("/")[-1].split(":")[0]: np.asarray(w.numpy(), np.float32) for w in layer.weights}
         layers.append(KerasLayer(layer.name, cls, weights, getattr(layer, "epsilon", None)))
     return layers
 
@@ -125,6 +142,7 @@ def _auto_index(layer: KerasLayer):
 
 
 # ----------------------------------------------------------------------------- our side
+
 
 def our_layers(module, input_shape: tuple):
     """Our modules that own variables, in the order they run, and the abstract variables.
@@ -141,9 +159,9 @@ def our_layers(module, input_shape: tuple):
         return next_fun(*args, **kwargs)
 
     import flax.linen as nn
+
     with nn.intercept_methods(record):
-        abstract = jax.eval_shape(module.init, jax.random.key(0),
-                                  jax.ShapeDtypeStruct(input_shape, jnp.float32))
+        abstract = jax.eval_shape(module.init, jax.random.key(0), jax.ShapeDtypeStruct(input_shape, jnp.float32))
     leaves = {}
     for (collection, *path, leaf), value in traverse_util.flatten_dict(abstract).items():
         leaves.setdefault("/".join(path), {})[(collection, leaf)] = value.shape
@@ -151,8 +169,13 @@ def our_layers(module, input_shape: tuple):
     for path, epsilon in calls.items():
         if path in leaves:
             own = leaves.pop(path)
-            kind = ("bn" if ("batch_stats", "mean") in own else
-                    "conv" if len(own.get(("params", "kernel"), ())) == 4 else "dense")
+            kind = (
+                "bn"
+                if ("batch_stats", "mean") in own
+                else "conv"
+                if len(own.get(("params", "kernel"), ())) == 4
+                else "dense"
+            )
             layers.append(OurLayer(path, kind, own, epsilon if kind == "bn" else None))
     if leaves:  # variables created outside any module call cannot happen in linen
         raise AssertionError(f"unordered variables: {sorted(leaves)}")
@@ -160,6 +183,7 @@ def our_layers(module, input_shape: tuple):
 
 
 # ----------------------------------------------------------------------------- pairing
+
 
 def pair_layers(keras: list, ours: list, family: FamilyMap) -> tuple:
     """[(KerasLayer, our path)] and a list of problems.
@@ -178,20 +202,27 @@ def pair_layers(keras: list, ours: list, family: FamilyMap) -> tuple:
         else:
             problems.append(f"Keras layer {layer.name!r} ({layer.cls}) has no module in ours")
     claimed = {path for _, path in pairs}
-    claimed |= {f"{path}/{part}" for layer, path in pairs if layer.cls == "SeparableConv2D"
-                for part in ("depthwise", "pointwise")}
+    claimed |= {
+        f"{path}/{part}"
+        for layer, path in pairs
+        if layer.cls == "SeparableConv2D"
+        for part in ("depthwise", "pointwise")
+    }
     for kind in ("conv", "dense", "bn"):
         theirs = sorted((k for k in anonymous if KERAS_KINDS[k.cls] == kind), key=_auto_index)
         free = [o.path for o in ours if o.kind == kind and o.path not in claimed]
         if theirs and len(theirs) != len(free):
-            problems.append(f"Keras has {len(theirs)} unnamed {kind} layers for our "
-                            f"{len(free)} unclaimed {kind} modules ({_listing(free)})")
+            problems.append(
+                f"Keras has {len(theirs)} unnamed {kind} layers for our "
+                f"{len(free)} unclaimed {kind} modules ({_listing(free)})"
+            )
             continue
         pairs += list(zip(theirs, free))
     return pairs, problems
 
 
 # ----------------------------------------------------------------------------- conversion
+
 
 def depthwise_kernel(kernel: np.ndarray) -> np.ndarray:
     """Keras (h, w, c, m) -> flax grouped conv (h, w, 1, c*m): output channel c*m + j is
@@ -219,8 +250,9 @@ def layer_tensors(layer: KerasLayer, path: str) -> list:
         elif layer.cls == "SeparableConv2D" and name == "bias":
             out.append(Tensor(source, f"{path}/pointwise", "params", "bias", value))
         else:
-            raise KerasImportError(f"Keras layer {layer.name!r} ({layer.cls}) has a variable "
-                                   f"{name!r} this importer does not know.")
+            raise KerasImportError(
+                f"Keras layer {layer.name!r} ({layer.cls}) has a variable {name!r} this importer does not know."
+            )
     return out
 
 
@@ -230,10 +262,16 @@ def assemble(pairs: list, ours: list, family: FamilyMap) -> tuple:
     epsilons = {o.path: o.epsilon for o in ours}
     filled, sources, folds, problems = {}, {}, [], []
     for layer, path in pairs:
-        if layer.epsilon is not None and path in epsilons and epsilons[path] is not None \
-                and not np.isclose(layer.epsilon, epsilons[path], rtol=1e-6, atol=0):
-            problems.append(f"BatchNorm epsilon of {path} is {epsilons[path]:g}, Keras's "
-                            f"{layer.name} uses {layer.epsilon:g} (pass bn_epsilon=)")
+        if (
+            layer.epsilon is not None
+            and path in epsilons
+            and epsilons[path] is not None
+            and not np.isclose(layer.epsilon, epsilons[path], rtol=1e-6, atol=0)
+        ):
+            problems.append(
+                f"BatchNorm epsilon of {path} is {epsilons[path]:g}, Keras's "
+                f"{layer.name} uses {layer.epsilon:g} (pass bn_epsilon=)"
+            )
         for t in layer_tensors(layer, path):
             key = (t.collection, t.path, t.leaf)
             if key not in shapes:
@@ -245,8 +283,7 @@ def assemble(pairs: list, ours: list, family: FamilyMap) -> tuple:
             elif key in filled:
                 problems.append(f"twice: {'/'.join(key)} from {sources[key]} and {t.source}")
             elif t.value.shape != shapes[key]:
-                problems.append(f"shape: {t.source} is {t.value.shape}, "
-                                f"{'/'.join(key)} is {shapes[key]}")
+                problems.append(f"shape: {t.source} is {t.value.shape}, {'/'.join(key)} is {shapes[key]}")
             else:
                 filled[key], sources[key] = t.value, t.source
     folded = {}
@@ -283,8 +320,10 @@ def convert_keras_layers(model_name: str, layers: list, **model_kwargs) -> tuple
     if problems:
         raise KerasImportError(
             f"Keras's {keras_model.constructor} weights do not fit our {model_name} one to one "
-            f"({len(problems)} problems): " + "; ".join(problems[:MAX_LISTED])
-            + ("; ..." if len(problems) > MAX_LISTED else ""))
+            f"({len(problems)} problems): "
+            + "; ".join(problems[:MAX_LISTED])
+            + ("; ..." if len(problems) > MAX_LISTED else "")
+        )
     variables = traverse_util.unflatten_dict({k: jnp.asarray(v) for k, v in flat.items()})
     return module, variables
 
@@ -302,28 +341,34 @@ def load_keras_weights(model_name: str, source, **model_kwargs) -> tuple:
         source = keras_model_from_file(model_name, source, model_kwargs.get("num_classes"))
     shape = tuple(source.output_shape)
     if len(shape) != 2:
-        raise KerasImportError(f"The Keras model outputs {shape}, not class scores; build it with "
-                               "include_top=True (our models always have their classifier).")
+        raise KerasImportError(
+            f"The Keras model outputs {shape}, not class scores; build it with "
+            "include_top=True (our models always have their classifier)."
+        )
     model_kwargs.setdefault("num_classes", int(shape[-1]))
     return convert_keras_layers(model_name, keras_layers(source), **model_kwargs)
 
 
 # ----------------------------------------------------------------------------- files
 
+
 def keras_model_from_file(model_name: str, path, num_classes: int | None = None):
     """The Keras application for `model_name` with the weights of a saved file."""
     path = pathlib.Path(path)
     if not path.is_file():
-        raise KerasImportError(f"No Keras weights file at {path}; give the path of a "
-                               "`.weights.h5`, `.keras` or `.h5` file.")
+        raise KerasImportError(
+            f"No Keras weights file at {path}; give the path of a `.weights.h5`, `.keras` or `.h5` file."
+        )
     if path.suffix not in (".h5", ".keras"):
-        raise KerasImportError(f"{path.name} is not a Keras weights file; Keras saves them as "
-                               "`.weights.h5`, `.keras` or (Keras 2) `.h5`.")
+        raise KerasImportError(
+            f"{path.name} is not a Keras weights file; Keras saves them as `.weights.h5`, `.keras` or (Keras 2) `.h5`."
+        )
     try:
         import keras
     except ImportError:
-        raise KerasImportError("Loading a Keras file needs Keras 3: `pip install keras h5py`, "
-                               "or pass a live keras.Model.") from None
+        raise KerasImportError(
+            "Loading a Keras file needs Keras 3: `pip install keras h5py`, or pass a live keras.Model."
+        ) from None
     classes = num_classes or saved_num_classes(path) or 1000
     build = getattr(keras.applications, keras_application(model_name))
     # Keras would draw a random value for every variable (on JAX, one XLA compile per
@@ -334,9 +379,11 @@ def keras_model_from_file(model_name: str, path, num_classes: int | None = None)
     try:
         model.load_weights(str(path))
     except (ValueError, KeyError, OSError) as e:
-        raise KerasImportError(f"{path.name} does not hold keras.applications."
-                               f"{keras_application(model_name)} weights with {classes} classes "
-                               f"(pass num_classes= if it has another count): {e}") from None
+        raise KerasImportError(
+            f"{path.name} does not hold keras.applications."
+            f"{keras_application(model_name)} weights with {classes} classes "
+            f"(pass num_classes= if it has another count): {e}"
+        ) from None
     return model
 
 
@@ -351,14 +398,14 @@ def saved_num_classes(path: pathlib.Path) -> int | None:
                 return int(units)
         return None
     import h5py
+
     with h5py.File(path, "r") as f:
         if "layers" in f:
             # Keras 3 names groups by class and creation count: the classifier is the
             # last Dense (or MobileNet's last Conv2D); its vars/1 is the bias.
             groups = f["layers"]
             for prefix in ("dense", "conv2d"):
-                counters = {int(m[1] or 0): n for n in groups
-                            if (m := re.fullmatch(rf"{prefix}(?:_(\d+))?", n))}
+                counters = {int(m[1] or 0): n for n in groups if (m := re.fullmatch(rf"{prefix}(?:_(\d+))?", n))}
                 if counters:
                     bias = groups[counters[max(counters)]].get("vars/1")
                     return None if bias is None else int(bias.shape[0])
@@ -367,8 +414,11 @@ def saved_num_classes(path: pathlib.Path) -> int | None:
         for name in ("predictions", "conv_preds"):  # MobileNet's "predictions" has no weights
             found = []
             if name in root:
-                root[name].visititems(lambda n, d: found.append(d.shape)
-                                      if hasattr(d, "shape") and len(d.shape) == 1 else None)
+                root[name].visititems(
+                    lambda n, d, found=found: (
+                        found.append(d.shape) if hasattr(d, "shape") and len(d.shape) == 1 else None
+                    )
+                )
             if found:
                 return int(found[0][0])
     return None

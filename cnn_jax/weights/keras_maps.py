@@ -24,7 +24,7 @@ def _no_fold(path: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class FamilyMap:
-    rename: Rename                              # Keras layer name -> our module path, or None
+    rename: Rename  # Keras layer name -> our module path, or None
     fold_bias: Callable[[str], "str | None"] = _no_fold  # our conv path -> BN taking its bias
 
 
@@ -44,8 +44,9 @@ def by_patterns(*rules: tuple) -> Rename:
 
 # VGG: Keras counts convs within a block as we do; its fc1/fc2/predictions are the
 # paper's FC6/FC7/FC8. Keras's Flatten is (h, w, c), the order of our FC6 rows.
-VGG = FamilyMap(by_patterns((r"block(\d)_conv(\d)", r"conv\1_\2"),
-                            (r"fc1", "fc6"), (r"fc2", "fc7"), (r"predictions", "fc8")))
+VGG = FamilyMap(
+    by_patterns((r"block(\d)_conv(\d)", r"conv\1_\2"), (r"fc1", "fc6"), (r"fc2", "fc7"), (r"predictions", "fc8"))
+)
 
 
 def _resnet(name: str):
@@ -68,41 +69,52 @@ RESNET = FamilyMap(_resnet, _conv_bn_sibling)
 
 # DenseNet: our module names are Keras's with '/' where Keras joins a block or
 # transition name to its layer name (densenet.py's docstring).
-DENSENET = FamilyMap(by_patterns((r"(conv\d_block\d+)_(\d_(?:bn|conv))", r"\1/\2"),
-                                 (r"(conv1|pool\d)_(bn|conv)", r"\1/\2"),
-                                 (r"(bn|predictions)", r"\1")))
+DENSENET = FamilyMap(
+    by_patterns(
+        (r"(conv\d_block\d+)_(\d_(?:bn|conv))", r"\1/\2"),
+        (r"(conv1|pool\d)_(bn|conv)", r"\1/\2"),
+        (r"(bn|predictions)", r"\1"),
+    )
+)
 
 # Inception-v3: Keras names only the classifier; every conv2d_N / batch_normalization_N
 # pairs by order with our ConvBN units, which are created in Keras's order.
 INCEPTION_V3 = FamilyMap(by_patterns((r"predictions", "predictions")))
 
 # Inception-ResNet-v2: Keras names the residual up-projections and the last conv unit.
-INCEPTION_RESNET_V2 = FamilyMap(by_patterns((r"(block(?:35|17|8)_\d+)_conv", r"\1/conv"),
-                                            (r"conv_7b", "conv_7b/conv"),
-                                            (r"conv_7b_bn", "conv_7b/bn"),
-                                            (r"predictions", "predictions")))
+INCEPTION_RESNET_V2 = FamilyMap(
+    by_patterns(
+        (r"(block(?:35|17|8)_\d+)_conv", r"\1/conv"),
+        (r"conv_7b", "conv_7b/conv"),
+        (r"conv_7b_bn", "conv_7b/bn"),
+        (r"predictions", "predictions"),
+    )
+)
 
 # Xception: blocks 2-13 are modules (`block4/sepconv2_bn`), block 1 and 14 layers are
 # top-level under Keras's own names; the unnamed residual convs pair by order.
-XCEPTION = FamilyMap(by_patterns((r"(block1_conv\d(?:_bn)?)", r"\1"),
-                                 (r"(block14_sepconv\d(?:_bn)?)", r"\1"),
-                                 (r"(block\d+)_(sepconv\d(?:_bn)?)", r"\1/\2"),
-                                 (r"predictions", "predictions")))
+XCEPTION = FamilyMap(
+    by_patterns(
+        (r"(block1_conv\d(?:_bn)?)", r"\1"),
+        (r"(block14_sepconv\d(?:_bn)?)", r"\1"),
+        (r"(block\d+)_(sepconv\d(?:_bn)?)", r"\1/\2"),
+        (r"predictions", "predictions"),
+    )
+)
 
 # MobileNet: our module names are Keras's layer names.
-MOBILENET = FamilyMap(by_patterns((r"(conv1(?:_bn)?|conv_(?:dw|pw)_\d+(?:_bn)?|conv_preds)",
-                                   r"\1")))
+MOBILENET = FamilyMap(by_patterns((r"(conv1(?:_bn)?|conv_(?:dw|pw)_\d+(?:_bn)?|conv_preds)", r"\1")))
 
 
 @dataclasses.dataclass(frozen=True)
 class KerasModel:
-    constructor: str         # keras.applications.<constructor>
+    constructor: str  # keras.applications.<constructor>
     family: FamilyMap
-    defaults: tuple = ()     # (key, value) options our model needs to compute Keras's function
+    defaults: tuple = ()  # (key, value) options our model needs to compute Keras's function
 
 
 KERAS_EPSILON_RESNET = {"bn_epsilon": 1.001e-5}  # Keras's ResNet BN epsilon (torchvision: 1e-5)
-NO_BN_GAMMA = {"bn_scale": False}                # Keras's Inception BN has no gamma
+NO_BN_GAMMA = {"bn_scale": False}  # Keras's Inception BN has no gamma
 
 KERAS_MODELS = {
     "vgg16": KerasModel("VGG16", VGG),
@@ -111,8 +123,7 @@ KERAS_MODELS = {
     "resnet101": KerasModel("ResNet101", RESNET, tuple(KERAS_EPSILON_RESNET.items())),
     "resnet152": KerasModel("ResNet152", RESNET, tuple(KERAS_EPSILON_RESNET.items())),
     "inception_v3": KerasModel("InceptionV3", INCEPTION_V3, tuple(NO_BN_GAMMA.items())),
-    "inception_resnet_v2": KerasModel("InceptionResNetV2", INCEPTION_RESNET_V2,
-                                      tuple(NO_BN_GAMMA.items())),
+    "inception_resnet_v2": KerasModel("InceptionResNetV2", INCEPTION_RESNET_V2, tuple(NO_BN_GAMMA.items())),
     "xception": KerasModel("Xception", XCEPTION),
     "densenet121": KerasModel("DenseNet121", DENSENET),
     "densenet169": KerasModel("DenseNet169", DENSENET),

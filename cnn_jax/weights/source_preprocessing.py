@@ -32,19 +32,36 @@ KERAS_NORMALIZATION = {
 }
 # torchvision models whose published weights expect `transform_input=True`.
 TRANSFORM_INPUT = {"inception_v3", "googlenet_tv"}
-TRANSFORM_INPUT_NOTE = ("ImageNet mean/std followed by torchvision's transform_input (published "
-                        "weights), which together give [-1, 1]; pass --normalization imagenet for "
-                        "weights trained with transform_input=False")
+TRANSFORM_INPUT_NOTE = (
+    "ImageNet mean/std followed by torchvision's transform_input (published "
+    "weights), which together give [-1, 1]; pass --normalization imagenet for "
+    "weights trained with transform_input=False"
+)
 
 # What each normalisation does, as `results.json` records it: out = (pixel - mean) / std, with
 # pixels on `pixel_scale` in `channel_order`; `keras_mode` is preprocess_input's name for it.
 NORMALIZATION_RECORD = {
-    "imagenet": {"keras_mode": "torch", "pixel_scale": "[0, 1]", "channel_order": "RGB",
-                 "mean": list(A.IMAGENET_MEAN_RGB), "std": list(A.IMAGENET_STD_RGB)},
-    "caffe": {"keras_mode": "caffe", "pixel_scale": "[0, 255]", "channel_order": "BGR",
-              "mean": list(A.CAFFE_MEAN_BGR), "std": [1.0, 1.0, 1.0]},
-    "inception": {"keras_mode": "tf", "pixel_scale": "[0, 1]", "channel_order": "RGB",
-                  "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
+    "imagenet": {
+        "keras_mode": "torch",
+        "pixel_scale": "[0, 1]",
+        "channel_order": "RGB",
+        "mean": list(A.IMAGENET_MEAN_RGB),
+        "std": list(A.IMAGENET_STD_RGB),
+    },
+    "caffe": {
+        "keras_mode": "caffe",
+        "pixel_scale": "[0, 255]",
+        "channel_order": "BGR",
+        "mean": list(A.CAFFE_MEAN_BGR),
+        "std": [1.0, 1.0, 1.0],
+    },
+    "inception": {
+        "keras_mode": "tf",
+        "pixel_scale": "[0, 1]",
+        "channel_order": "RGB",
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.5, 0.5, 0.5],
+    },
     "unit": {"pixel_scale": "[0, 1]", "channel_order": "RGB", "mean": [0.0], "std": [1.0]},
     "none": {"pixel_scale": "[0, 255]", "channel_order": "RGB", "mean": [0.0], "std": [1.0]},
 }
@@ -54,9 +71,9 @@ _CENTRE_CROP_RECIPE = "torchvision"
 
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:
-    source: str          # torchvision | keras | cnn_jax
-    recipe: Recipe       # its `eval` is the whole test-time transformation
-    size: int            # crop side = the model's input side
+    source: str  # torchvision | keras | cnn_jax
+    recipe: Recipe  # its `eval` is the whole test-time transformation
+    size: int  # crop side = the model's input side
     channels: int = 3
     note: str = ""
 
@@ -66,26 +83,30 @@ class Preprocessing:
 
     def record(self) -> dict:
         whole = self.recipe.crop in ("resize", "pad")  # see Recipe._resized
-        return {"source": self.source,
-                "resize": f"{'whole image to' if whole else 'shorter side to'} "
-                          f"{self.recipe.eval_resize(self.size)}",
-                "crop": f"centre {self.size}x{self.size}",
-                "interpolation": "bilinear, antialiased",
-                "normalization": self.recipe.normalization,
-                **NORMALIZATION_RECORD[self.recipe.normalization],
-                **({"note": self.note} if self.note else {})}
+        return {
+            "source": self.source,
+            "resize": f"{'whole image to' if whole else 'shorter side to'} {self.recipe.eval_resize(self.size)}",
+            "crop": f"centre {self.size}x{self.size}",
+            "interpolation": "bilinear, antialiased",
+            "normalization": self.recipe.normalization,
+            **NORMALIZATION_RECORD[self.recipe.normalization],
+            **({"note": self.note} if self.note else {}),
+        }
 
 
 def _centre_crop(source: str, normalization: str, size: int, note: str = "") -> Preprocessing:
-    return Preprocessing(source, get_recipe(_CENTRE_CROP_RECIPE, normalization=normalization),
-                         size, note=note)
+    return Preprocessing(source, get_recipe(_CENTRE_CROP_RECIPE, normalization=normalization), size, note=note)
 
 
 def for_torchvision(model_name: str, size: int, normalization: str = "") -> Preprocessing:
     """torchvision's eval transform for our `model_name` (see the module docstring)."""
     published = model_name in TRANSFORM_INPUT and not normalization
-    return _centre_crop("torchvision", normalization or ("inception" if published else "imagenet"),
-                        size, TRANSFORM_INPUT_NOTE if published else "")
+    return _centre_crop(
+        "torchvision",
+        normalization or ("inception" if published else "imagenet"),
+        size,
+        TRANSFORM_INPUT_NOTE if published else "",
+    )
 
 
 def for_keras(model_name: str, size: int, normalization: str = "") -> Preprocessing:
@@ -96,5 +117,4 @@ def for_keras(model_name: str, size: int, normalization: str = "") -> Preprocess
 def for_run(config, channels: int, normalization: str = "") -> Preprocessing:
     """A workdir's own evaluation preprocessing (its recipe at its image size)."""
     overrides = {"normalization": normalization} if normalization else {}
-    return Preprocessing("cnn_jax", get_recipe(config.data.recipe, **overrides),
-                         int(config.data.image_size), channels)
+    return Preprocessing("cnn_jax", get_recipe(config.data.recipe, **overrides), int(config.data.image_size), channels)

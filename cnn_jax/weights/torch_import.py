@@ -56,24 +56,29 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from cnn_jax.weights.keras_import import MAX_LISTED, _listing
-from cnn_jax.weights.torch_maps import NEAR_MISSES, TORCH_MODELS
 from cnn_jax.errors import UserError
 from cnn_jax.models.registry import create_model, get_spec
+from cnn_jax.weights.keras_import import MAX_LISTED, _listing
+from cnn_jax.weights.torch_maps import NEAR_MISSES, TORCH_MODELS
 
-BN_LEAVES = {"weight": ("params", "scale"), "bias": ("params", "bias"),
-             "running_mean": ("batch_stats", "mean"), "running_var": ("batch_stats", "var")}
+BN_LEAVES = {
+    "weight": ("params", "scale"),
+    "bias": ("params", "bias"),
+    "running_mean": ("batch_stats", "mean"),
+    "running_var": ("batch_stats", "var"),
+}
 SKIPPED_LEAVES = {"num_batches_tracked"}  # BatchNorm's step counter: nothing computes with it
 PICKLE_SUFFIXES = (".pth", ".pt")
 # Besides torch's own types (which torch's weights-only unpickler vets), a state dict's
 # pickle imports only these: OrderedDict, bytes as protocol 2 spells them, and plain sets
 # (protocol 2 names Python 3's `builtins` `__builtin__`).
-SAFE_GLOBALS = {("collections", "OrderedDict"), ("_codecs", "encode"),
-                *((module, name) for module in ("builtins", "__builtin__")
-                  for name in ("set", "frozenset"))}
+SAFE_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("_codecs", "encode"),
+    *((module, name) for module in ("builtins", "__builtin__") for name in ("set", "frozenset")),
+}
 LEGACY_PICKLES = 5  # torch's pre-1.6 format: magic number, protocol, sys info, object, keys
-STRING_PUSHES = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "SHORT_BINUNICODE",
-                 "BINUNICODE", "BINUNICODE8"}
+STRING_PUSHES = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8"}
 
 
 class TorchImportError(UserError):
@@ -82,8 +87,9 @@ class TorchImportError(UserError):
 
 class Tensor(NamedTuple):
     """One converted tensor and where it goes."""
-    source: str                 # torchvision's key, for messages
-    shape: tuple                # torchvision's shape, for messages
+
+    source: str  # torchvision's key, for messages
+    shape: tuple  # torchvision's shape, for messages
     path: str
     collection: str
     leaf: str
@@ -104,37 +110,43 @@ def _torch_model(model_name: str):
         return TORCH_MODELS[model_name]
     if model_name in NEAR_MISSES:
         raise TorchImportError(f"{NEAR_MISSES[model_name]}.")
-    raise TorchImportError(f"Model {model_name!r} has no torchvision counterpart; torchvision "
-                           f"weights load into {', '.join(supported_models())}.")
+    raise TorchImportError(
+        f"Model {model_name!r} has no torchvision counterpart; torchvision "
+        f"weights load into {', '.join(supported_models())}."
+    )
 
 
 # ----------------------------------------------------------------------------- reading
+
 
 def read_state_dict(path) -> dict:
     """{key: float32 array} of a `.safetensors` or `.pth`/`.pt` file."""
     path = pathlib.Path(path)
     if not path.is_file():
-        raise TorchImportError(f"No weights file at {path}; give the path of a `.safetensors` "
-                               "or `.pth` file.")
+        raise TorchImportError(f"No weights file at {path}; give the path of a `.safetensors` or `.pth` file.")
     if path.suffix == ".safetensors":
         return state_dict_arrays(_read_safetensors(path), path.name)
     if path.suffix in PICKLE_SUFFIXES:
         return state_dict_arrays(_read_pth(path), path.name)
-    raise TorchImportError(f"{path.name} is not a torchvision weights file; give a "
-                           "`.safetensors` or `.pth`/`.pt` file.")
+    raise TorchImportError(
+        f"{path.name} is not a torchvision weights file; give a `.safetensors` or `.pth`/`.pt` file."
+    )
 
 
 def _read_safetensors(path: pathlib.Path) -> dict:
     try:
         from safetensors.numpy import load_file
     except ImportError:
-        raise TorchImportError("Reading .safetensors files needs the safetensors package: "
-                               "`pip install safetensors`.") from None
+        raise TorchImportError(
+            "Reading .safetensors files needs the safetensors package: `pip install safetensors`."
+        ) from None
     try:
         return load_file(path)
     except Exception as e:  # SafetensorError, or KeyError for dtypes numpy lacks (bfloat16)
-        raise TorchImportError(f"{path.name} cannot be read as a safetensors file of numpy "
-                               f"dtypes ({type(e).__name__}: {e}); save it in float32.") from None
+        raise TorchImportError(
+            f"{path.name} cannot be read as a safetensors file of numpy "
+            f"dtypes ({type(e).__name__}: {e}); save it in float32."
+        ) from None
 
 
 def _read_pth(path: pathlib.Path):
@@ -142,21 +154,26 @@ def _read_pth(path: pathlib.Path):
     try:
         import torch
     except ImportError:
-        raise TorchImportError(f"Reading {path.name} needs PyTorch: `pip install torch`, or "
-                               "convert the file to .safetensors where torch is installed."
-                               ) from None
+        raise TorchImportError(
+            f"Reading {path.name} needs PyTorch: `pip install torch`, or "
+            "convert the file to .safetensors where torch is installed."
+        ) from None
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as e:
         culprit = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
         what = culprit[1] if culprit else str(e).splitlines()[0]
-        raise TorchImportError(f"Refusing {path.name}: it holds pickled objects beyond tensors "
-                               f"({what}), which only a full unpickler able to run arbitrary "
-                               "code could load; save the model's state_dict() instead.") from None
+        raise TorchImportError(
+            f"Refusing {path.name}: it holds pickled objects beyond tensors "
+            f"({what}), which only a full unpickler able to run arbitrary "
+            "code could load; save the model's state_dict() instead."
+        ) from None
     except TypeError:  # weights_only arrived in torch 1.13
-        raise TorchImportError(f"torch {torch.__version__} cannot load {path.name} without "
-                               "running its pickle (weights_only needs torch >= 1.13); upgrade "
-                               "torch or convert the file to .safetensors.") from None
+        raise TorchImportError(
+            f"torch {torch.__version__} cannot load {path.name} without "
+            "running its pickle (weights_only needs torch >= 1.13); upgrade "
+            "torch or convert the file to .safetensors."
+        ) from None
     except (RuntimeError, OSError, EOFError) as e:
         raise TorchImportError(f"{path.name} is not a file torch.save wrote ({e}).") from None
 
@@ -190,8 +207,12 @@ def pth_imports(path: pathlib.Path) -> list:
     """The imports of every pickle torch.load would read from `path` (zip or legacy format)."""
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:  # `<name>/data.pkl` beside raw tensor data
-            return [imp for member in archive.namelist() if member.endswith(".pkl")
-                    for imp in pickle_imports(io.BytesIO(archive.read(member)))]
+            return [
+                imp
+                for member in archive.namelist()
+                if member.endswith(".pkl")
+                for imp in pickle_imports(io.BytesIO(archive.read(member)))
+            ]
     imports, size = [], path.stat().st_size
     with open(path, "rb") as f:
         for _ in range(LEGACY_PICKLES):
@@ -202,8 +223,7 @@ def pth_imports(path: pathlib.Path) -> list:
 
 
 def _safe_import(imp) -> bool:
-    return imp is not None and (imp[0] == "torch" or imp[0].startswith("torch.")
-                                or imp in SAFE_GLOBALS)
+    return imp is not None and (imp[0] == "torch" or imp[0].startswith("torch.") or imp in SAFE_GLOBALS)
 
 
 def check_pickle_imports(path: pathlib.Path) -> None:
@@ -212,13 +232,16 @@ def check_pickle_imports(path: pathlib.Path) -> None:
         imports = pth_imports(path)
     except (ValueError, EOFError, zipfile.BadZipFile) as e:
         raise TorchImportError(f"{path.name} is not a file torch.save wrote ({e}).") from None
-    unsafe = sorted({".".join(imp) if imp else "an import hidden from static reading"
-                     for imp in imports if not _safe_import(imp)})
+    unsafe = sorted(
+        {".".join(imp) if imp else "an import hidden from static reading" for imp in imports if not _safe_import(imp)}
+    )
     if unsafe:
-        raise TorchImportError(f"Refusing {path.name}: unpickling it would import "
-                               f"{_listing(unsafe)}, which a file of tensors never needs and "
-                               "which could run arbitrary code; re-save its state_dict() as "
-                               ".safetensors where it was made.")
+        raise TorchImportError(
+            f"Refusing {path.name}: unpickling it would import "
+            f"{_listing(unsafe)}, which a file of tensors never needs and "
+            "which could run arbitrary code; re-save its state_dict() as "
+            ".safetensors where it was made."
+        )
 
 
 def _to_numpy(value):
@@ -238,20 +261,26 @@ def state_dict_arrays(obj, source: str) -> dict:
         wrapped = [obj[k] for k in ("state_dict", "model") if isinstance(obj.get(k), Mapping)]
         obj = wrapped[0] if wrapped else obj
     if not isinstance(obj, Mapping) or not obj:
-        raise TorchImportError(f"{source} holds {type(obj).__name__!r}, not a state dict of "
-                               "tensors; save model.state_dict().")
+        raise TorchImportError(
+            f"{source} holds {type(obj).__name__!r}, not a state dict of tensors; save model.state_dict()."
+        )
     arrays = {str(key): _to_numpy(value) for key, value in obj.items()}
-    odd = [key for key, a in arrays.items() if a.dtype == object
-           or (a.ndim == 0 and key.rpartition(".")[2] not in SKIPPED_LEAVES)]
+    odd = [
+        key
+        for key, a in arrays.items()
+        if a.dtype == object or (a.ndim == 0 and key.rpartition(".")[2] not in SKIPPED_LEAVES)
+    ]
     if odd:
-        raise TorchImportError(f"{source} is not a state dict of tensors: {_listing(odd)} "
-                               "are not tensors; save model.state_dict().")
+        raise TorchImportError(
+            f"{source} is not a state dict of tensors: {_listing(odd)} are not tensors; save model.state_dict()."
+        )
     if all(key.startswith("module.") for key in arrays):
         arrays = {key.removeprefix("module."): a for key, a in arrays.items()}
     return arrays
 
 
 # ----------------------------------------------------------------------------- conversion
+
 
 def conv_kernel(weight: np.ndarray) -> np.ndarray:
     """torch (out, in/groups, h, w) -> flax (h, w, in/groups, out)."""
@@ -282,8 +311,11 @@ def group_modules(state: dict, rekey: tuple = ()) -> dict:
 def module_tensors(name: str, leaves: dict, path: str, window: int | None) -> tuple:
     """([Tensor], problems) of one torchvision module going to our module at `path`."""
     weight = leaves.get("weight")
-    kind = ("bn" if {"running_mean", "running_var"} & set(leaves) else
-            {4: "conv", 2: "linear"}.get(getattr(weight, "ndim", None)))
+    kind = (
+        "bn"
+        if {"running_mean", "running_var"} & set(leaves)
+        else {4: "conv", 2: "linear"}.get(getattr(weight, "ndim", None))
+    )
     tensors, problems = [], []
     for leaf, value in leaves.items():
         source = f"{name}.{leaf}"
@@ -296,8 +328,7 @@ def module_tensors(name: str, leaves: dict, path: str, window: int | None) -> tu
             if leaf == "weight":
                 value = conv_kernel(value) if kind == "conv" else dense_kernel(value, window)
         else:
-            problems.append(f"extra: {source} {value.shape} is no conv, linear or BatchNorm "
-                            "tensor this importer knows")
+            problems.append(f"extra: {source} {value.shape} is no conv, linear or BatchNorm tensor this importer knows")
             continue
         tensors.append(Tensor(source, leaves[leaf].shape, path, *where, value))
     return tensors, problems
@@ -308,10 +339,13 @@ def our_shapes(module, input_shape: tuple, train: bool) -> dict:
     """{(collection, path, leaf): shape} of our model's variables (jax.eval_shape: nothing is
     allocated). `train=True` includes auxiliary heads, which only a training init creates."""
     rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
-    abstract = jax.eval_shape(functools.partial(module.init, train=train), rngs,
-                              jax.ShapeDtypeStruct(input_shape, jnp.float32))
-    return {(collection, "/".join(path), leaf): value.shape for (collection, *path, leaf), value
-            in traverse_util.flatten_dict(abstract).items()}
+    abstract = jax.eval_shape(
+        functools.partial(module.init, train=train), rngs, jax.ShapeDtypeStruct(input_shape, jnp.float32)
+    )
+    return {
+        (collection, "/".join(path), leaf): value.shape
+        for (collection, *path, leaf), value in traverse_util.flatten_dict(abstract).items()
+    }
 
 
 def assemble(tensors: list, shapes: dict) -> tuple:
@@ -325,8 +359,9 @@ def assemble(tensors: list, shapes: dict) -> tuple:
         elif key in filled:
             problems.append(f"twice: {where} from {sources[key]} and {t.source}")
         elif t.value.shape != shapes[key]:
-            problems.append(f"shape: {t.source} is {t.shape}, giving {t.value.shape} for "
-                            f"{where}, which is {shapes[key]}")
+            problems.append(
+                f"shape: {t.source} is {t.shape}, giving {t.value.shape} for {where}, which is {shapes[key]}"
+            )
         else:
             filled[key], sources[key] = t.value, t.source
     missing = sorted("/".join(key) for key in shapes if key not in filled)
@@ -350,14 +385,14 @@ def convert_state_dict(model_name: str, state: dict, **model_kwargs) -> tuple:
             modules = {m: v for m, v in modules.items() if not m.startswith(torch_model.aux)}
     spec = get_spec(model_name)
     module = create_model(model_name, **kwargs)
-    shapes = our_shapes(module, (1, spec.input_size, spec.input_size, spec.in_channels),
-                        bool(torch_model.aux and kwargs["aux_logits"]))
+    shapes = our_shapes(
+        module, (1, spec.input_size, spec.input_size, spec.in_channels), bool(torch_model.aux and kwargs["aux_logits"])
+    )
     windows, tensors, problems = dict(torch_model.flatten), [], []
     for name, leaves in modules.items():
         path = torch_model.rename(name)
         if path is None:
-            problems.append(f"extra: torchvision's {name} ({', '.join(leaves)}) has no module "
-                            "in ours")
+            problems.append(f"extra: torchvision's {name} ({', '.join(leaves)}) has no module in ours")
             continue
         more_tensors, more_problems = module_tensors(name, leaves, path, windows.get(path))
         tensors += more_tensors
@@ -367,8 +402,10 @@ def convert_state_dict(model_name: str, state: dict, **model_kwargs) -> tuple:
     if problems:
         raise TorchImportError(
             f"torchvision's {torch_model.architecture} weights do not fit our {model_name} one "
-            f"to one ({len(problems)} problems): " + "; ".join(problems[:MAX_LISTED])
-            + ("; ..." if len(problems) > MAX_LISTED else ""))
+            f"to one ({len(problems)} problems): "
+            + "; ".join(problems[:MAX_LISTED])
+            + ("; ..." if len(problems) > MAX_LISTED else "")
+        )
     if torch_model.caveat:
         warnings.warn(f"{torch_model.caveat}.", stacklevel=3)
     variables = traverse_util.unflatten_dict({k: jnp.asarray(v) for k, v in flat.items()})
@@ -389,6 +426,8 @@ def load_torchvision_weights(model_name: str, path_or_state_dict, **model_kwargs
     elif isinstance(path_or_state_dict, Mapping):
         state = state_dict_arrays(path_or_state_dict, "the state dict")
     else:
-        raise TorchImportError(f"Got a {type(path_or_state_dict).__name__}; give the path of a "
-                               "`.safetensors`/`.pth` file or a state dict (model.state_dict()).")
+        raise TorchImportError(
+            f"Got a {type(path_or_state_dict).__name__}; give the path of a "
+            "`.safetensors`/`.pth` file or a state dict (model.state_dict())."
+        )
     return convert_state_dict(model_name, state, **model_kwargs)

@@ -14,9 +14,9 @@ says why.
 import dataclasses
 import re
 
-from cnn_jax.weights.keras_maps import Rename, by_patterns
 from cnn_jax.models.vgg import CONFIGS as VGG_CONFIGS
 from cnn_jax.models.vgg import POOLED_SIZE as VGG_POOLED
+from cnn_jax.weights.keras_maps import Rename, by_patterns
 
 # torchvision's flat classifier over the (C, H, W) map: the window of each of its FC6.
 ALEXNET_POOLED = 6
@@ -24,19 +24,22 @@ ALEXNET_POOLED = 6
 
 @dataclasses.dataclass(frozen=True)
 class TorchModel:
-    architecture: str           # torchvision.models.<architecture>
-    rename: Rename              # torchvision module name -> our module path, or None
-    classifier: str             # torchvision's last linear layer (gives num_classes)
-    flatten: tuple = ()         # (our path, window): a linear layer over a flattened CxHxW map
-    defaults: tuple = ()        # (key, value) options our model needs for torchvision's function
-    aux: str | None = None      # key prefix of torchvision's auxiliary head (ours: aux_logits)
-    rekey: tuple = ()           # (regex, replacement) on whole keys: older torchvision names
-    caveat: str = ""            # why our logits cannot equal torchvision's, if they cannot
+    architecture: str  # torchvision.models.<architecture>
+    rename: Rename  # torchvision module name -> our module path, or None
+    classifier: str  # torchvision's last linear layer (gives num_classes)
+    flatten: tuple = ()  # (our path, window): a linear layer over a flattened CxHxW map
+    defaults: tuple = ()  # (key, value) options our model needs for torchvision's function
+    aux: str | None = None  # key prefix of torchvision's auxiliary head (ours: aux_logits)
+    rekey: tuple = ()  # (regex, replacement) on whole keys: older torchvision names
+    caveat: str = ""  # why our logits cannot equal torchvision's, if they cannot
 
 
-ALEXNET = by_patterns(*((rf"features\.{i}", f"conv{n}") for n, i in enumerate((0, 3, 6, 8, 10), 1)),
-                      (r"classifier\.1", "fc6"), (r"classifier\.4", "fc7"),
-                      (r"classifier\.6", "fc8"))
+ALEXNET = by_patterns(
+    *((rf"features\.{i}", f"conv{n}") for n, i in enumerate((0, 3, 6, 8, 10), 1)),
+    (r"classifier\.1", "fc6"),
+    (r"classifier\.4", "fc7"),
+    (r"classifier\.6", "fc8"),
+)
 
 
 def vgg(config: str, batch_norm: bool) -> Rename:
@@ -92,15 +95,15 @@ DENSENET_LEGACY = ((r"(denselayer\d+\.(?:norm|relu|conv))\.([12])\.", r"\1\2."),
 
 # Inception-v3: torchvision's Mixed_5b..Mixed_7c are Keras's mixed0..mixed10; the
 # branch and stem names are the same (TF-slim's) in both.
-_MIXED = {f"Mixed_{n}": f"mixed{i}" for i, n in enumerate(
-    ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"))}
+_MIXED = {
+    f"Mixed_{n}": f"mixed{i}" for i, n in enumerate(("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"))
+}
 
 
 def _inception_v3(name: str):
     if match := re.fullmatch(r"(Conv2d_\w+)\.(conv|bn)", name):
         return f"stem/{match[1]}/{match[2]}"
-    if (match := re.fullmatch(r"(Mixed_\w+)\.(branch\w+)\.(conv|bn)", name)) \
-            and match[1] in _MIXED:
+    if (match := re.fullmatch(r"(Mixed_\w+)\.(branch\w+)\.(conv|bn)", name)) and match[1] in _MIXED:
         return f"{_MIXED[match[1]]}/{match[2]}/{match[3]}"
     if match := re.fullmatch(r"AuxLogits\.(conv[01])\.(conv|bn)", name):
         return f"aux/{match[1]}/{match[2]}"
@@ -109,8 +112,14 @@ def _inception_v3(name: str):
 
 # GoogLeNet: torchvision's conv2/conv3 are the paper's 3x3 reduce and 3x3 (ours conv2_reduce,
 # conv2); its Inception branches are numbered 1-4, ours named by Table 1's columns.
-_GOOGLENET_BRANCH = {"branch1": "1x1", "branch2.0": "3x3_reduce", "branch2.1": "3x3",
-                     "branch3.0": "5x5_reduce", "branch3.1": "5x5", "branch4.1": "pool_proj"}
+_GOOGLENET_BRANCH = {
+    "branch1": "1x1",
+    "branch2.0": "3x3_reduce",
+    "branch2.1": "3x3",
+    "branch3.0": "5x5_reduce",
+    "branch3.1": "5x5",
+    "branch4.1": "pool_proj",
+}
 _GOOGLENET_STEM = {"conv1": "conv1", "conv2": "conv2_reduce", "conv3": "conv2"}
 _GOOGLENET_AUX = {"conv.conv": "conv/conv", "conv.bn": "conv/bn", "fc1": "fc", "fc2": "classifier"}
 GOOGLENET_AUX_POOLED = 4  # torchvision's aux fc1 reads the flattened 128x4x4 map
@@ -130,33 +139,47 @@ def _googlenet(name: str):
 TORCHVISION_EPSILON = (("bn_epsilon", 1e-5),)  # our DenseNet-121/169/201 default to Keras's
 
 TORCH_MODELS = {
-    "alexnet_owt": TorchModel("alexnet", ALEXNET, "classifier.6",
-                              flatten=(("fc6", ALEXNET_POOLED),)),
-    **{f"vgg{d}{bn}": TorchModel(f"vgg{d}{bn}", vgg(c, bool(bn)), "classifier.6",
-                                 flatten=(("fc6", VGG_POOLED),))
-       for d, c in (("11", "A"), ("13", "B"), ("16", "D"), ("19", "E")) for bn in ("", "_bn")},
+    "alexnet_owt": TorchModel("alexnet", ALEXNET, "classifier.6", flatten=(("fc6", ALEXNET_POOLED),)),
+    **{
+        f"vgg{d}{bn}": TorchModel(f"vgg{d}{bn}", vgg(c, bool(bn)), "classifier.6", flatten=(("fc6", VGG_POOLED),))
+        for d, c in (("11", "A"), ("13", "B"), ("16", "D"), ("19", "E"))
+        for bn in ("", "_bn")
+    },
     "resnet18": TorchModel("resnet18", _resnet, "fc"),
     "resnet34": TorchModel("resnet34", _resnet, "fc"),
     **{f"resnet{d}_v1_5": TorchModel(f"resnet{d}", _resnet, "fc") for d in (50, 101, 152)},
-    **{f"densenet{d}": TorchModel(f"densenet{d}", _densenet, "classifier",
-                                  defaults=TORCHVISION_EPSILON, rekey=DENSENET_LEGACY)
-       for d in (121, 169, 201, 161)},
+    **{
+        f"densenet{d}": TorchModel(
+            f"densenet{d}", _densenet, "classifier", defaults=TORCHVISION_EPSILON, rekey=DENSENET_LEGACY
+        )
+        for d in (121, 169, 201, 161)
+    },
     # torchvision's 3x3 average pools count the zero padding (PyTorch's count_include_pad).
-    "inception_v3": TorchModel("inception_v3", _inception_v3, "fc",
-                               defaults=(("bn_scale", True), ("pool_count_include_pad", True)),
-                               aux="AuxLogits."),
-    "googlenet_tv": TorchModel("googlenet", _googlenet, "fc", aux="aux",
-                               flatten=(("aux1/fc", GOOGLENET_AUX_POOLED),
-                                        ("aux2/fc", GOOGLENET_AUX_POOLED))),
+    "inception_v3": TorchModel(
+        "inception_v3",
+        _inception_v3,
+        "fc",
+        defaults=(("bn_scale", True), ("pool_count_include_pad", True)),
+        aux="AuxLogits.",
+    ),
+    "googlenet_tv": TorchModel(
+        "googlenet",
+        _googlenet,
+        "fc",
+        aux="aux",
+        flatten=(("aux1/fc", GOOGLENET_AUX_POOLED), ("aux2/fc", GOOGLENET_AUX_POOLED)),
+    ),
 }
 
 # Our names whose torchvision namesake is another network.
 NEAR_MISSES = {
-    **{f"resnet{d}": f"torchvision's resnet{d} is ResNet v1.5 (stride in the 3x3 conv): load "
-                     f"its weights into our resnet{d}_v1_5" for d in (50, 101, 152)},
-    "alexnet": "torchvision's alexnet is the one-tower AlexNet: load its weights into our "
-               "alexnet_owt",
+    **{
+        f"resnet{d}": f"torchvision's resnet{d} is ResNet v1.5 (stride in the 3x3 conv): load "
+        f"its weights into our resnet{d}_v1_5"
+        for d in (50, 101, 152)
+    },
+    "alexnet": "torchvision's alexnet is the one-tower AlexNet: load its weights into our alexnet_owt",
     "googlenet": "torchvision's googlenet is not the paper's network that our googlenet builds "
-                 "(BatchNorm after every conv instead of conv biases, a 3x3 conv in the '5x5' "
-                 "branch, no LRN): load its weights into our googlenet_tv",
+    "(BatchNorm after every conv instead of conv biases, a 3x3 conv in the '5x5' "
+    "branch, no LRN): load its weights into our googlenet_tv",
 }

@@ -21,17 +21,20 @@ import statistics
 import time
 
 import jax
+from profile_step import compiled_step
 
 from cnn_jax.layers import impls
-from profile_step import compiled_step
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("model")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--switch", required=True,
-                   help=f"key=choice,choice,... (one of {', '.join(impls.KEYS)}, or dtype=float32,bfloat16)")
+    p.add_argument(
+        "--switch",
+        required=True,
+        help=f"key=choice,choice,... (one of {', '.join(impls.KEYS)}, or dtype=float32,bfloat16)",
+    )
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--steps", type=int, default=8, help="timed steps per choice, after one untimed")
     p.add_argument("--num-classes", type=int, default=1000)
@@ -55,7 +58,10 @@ def main():
             if step:
                 times[choice].append(time.perf_counter() - start)
     first = statistics.median(next(iter(times.values())))
-    print(f"| {a.model} b{a.batch_size}{'' if key == 'dtype' else ' ' + a.dtype}, {key} | median ms/step | images/s | speed vs {next(iter(times))} |")
+    print(
+        f"| {a.model} b{a.batch_size}{'' if key == 'dtype' else ' ' + a.dtype}, {key} "
+        f"| median ms/step | images/s | speed vs {next(iter(times))} |"
+    )
     print("|---|---:|---:|---:|")
     for choice, ts in times.items():
         median = statistics.median(ts)

@@ -25,10 +25,18 @@ from jax import lax
 from cnn_jax.layers import conv
 
 # (batch, size, in channels, out channels, kernel, stride, groups)
-SHAPES = [(32, 56, 64, 64, 3, 1, 1), (32, 28, 128, 128, 3, 1, 1), (32, 14, 256, 256, 3, 1, 1),
-          (32, 7, 512, 512, 3, 1, 1), (32, 56, 64, 128, 3, 2, 1), (128, 32, 16, 16, 3, 1, 1),
-          (128, 16, 32, 32, 3, 1, 1), (128, 8, 64, 64, 3, 1, 1), (32, 224, 3, 64, 7, 2, 1),
-          (32, 56, 128, 128, 3, 1, 128)]
+SHAPES = [
+    (32, 56, 64, 64, 3, 1, 1),
+    (32, 28, 128, 128, 3, 1, 1),
+    (32, 14, 256, 256, 3, 1, 1),
+    (32, 7, 512, 512, 3, 1, 1),
+    (32, 56, 64, 128, 3, 2, 1),
+    (128, 32, 16, 16, 3, 1, 1),
+    (128, 16, 32, 32, 3, 1, 1),
+    (128, 8, 64, 64, 3, 1, 1),
+    (32, 224, 3, 64, 7, 2, 1),
+    (32, 56, 128, 128, 3, 1, 128),
+]
 
 
 def best_seconds(fn, args, repeats):
@@ -47,8 +55,13 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args()
     impls = a.impls.split(",")
-    print("| batch x size x in -> out, kernel/stride/groups | " + " | ".join(f"{i} ms (GFLOP/s)" for i in impls)
-          + " | " + " | ".join(f"{i} / {impls[0]}" for i in impls[1:]) + " |")
+    print(
+        "| batch x size x in -> out, kernel/stride/groups | "
+        + " | ".join(f"{i} ms (GFLOP/s)" for i in impls)
+        + " | "
+        + " | ".join(f"{i} / {impls[0]}" for i in impls[1:])
+        + " |"
+    )
     print("|---" * (1 + 2 * len(impls) - 1) + "|")
     for n, size, c, o, k, s, g in SHAPES:
         x = jax.random.normal(jax.random.key(0), (n, size, size, c))
@@ -57,9 +70,24 @@ def main():
         times = []
         for impl in impls:
             with conv.conv_backend(impl):
-                fn = jax.jit(jax.value_and_grad(lambda x, w: jnp.sum(conv.conv_general_dilated(
-                    x, w, (s, s), "SAME", dimension_numbers=lax.conv_dimension_numbers(
-                        x.shape, w.shape, ("NHWC", "HWIO", "NHWC")), feature_group_count=g) ** 2), (0, 1)))
+                fn = jax.jit(
+                    jax.value_and_grad(
+                        lambda x, w, s=s, g=g: jnp.sum(
+                            conv.conv_general_dilated(
+                                x,
+                                w,
+                                (s, s),
+                                "SAME",
+                                dimension_numbers=lax.conv_dimension_numbers(
+                                    x.shape, w.shape, ("NHWC", "HWIO", "NHWC")
+                                ),
+                                feature_group_count=g,
+                            )
+                            ** 2
+                        ),
+                        (0, 1),
+                    )
+                )
                 jax.block_until_ready(fn(x, w))  # traced inside the block
             times.append(best_seconds(fn, (x, w), a.repeats))
         cells = [f"{t * 1e3:.1f} ({flops / t / 1e9:.0f})" for t in times]

@@ -42,13 +42,20 @@ def compiled_step(name, batch_size, dtype, impl: dict, num_classes, devices=1):
     spec = models.get_spec(name)
     model = models.create_model(name, num_classes=num_classes, dtype=jnp.dtype(dtype))
     shape = (batch_size, spec.input_size, spec.input_size, spec.in_channels)
-    state = jax.jit(lambda r: create_state(model, optax.sgd(0.01, momentum=0.9), r, (1,) + shape[1:]),
-                    out_shardings=parallel.replicated(mesh))(jax.random.key(0))
+    state = jax.jit(
+        lambda r: create_state(model, optax.sgd(0.01, momentum=0.9), r, (1,) + shape[1:]),
+        out_shardings=parallel.replicated(mesh),
+    )(jax.random.key(0))
     # Random labels, as `cnn-jax bench` and the PyTorch scripts use: with one label for the
     # whole batch the loss reaches exactly 0 within ~5 steps and later steps train on zeros.
     rng = np.random.default_rng(0)
-    batch = parallel.to_global({"image": rng.standard_normal(shape, np.float32),
-                                "label": rng.integers(0, num_classes, batch_size).astype(np.int32)}, mesh)
+    batch = parallel.to_global(
+        {
+            "image": rng.standard_normal(shape, np.float32),
+            "label": rng.integers(0, num_classes, batch_size).astype(np.int32),
+        },
+        mesh,
+    )
     metrics = jax.device_put(zero_train_metrics(), parallel.replicated(mesh))
     with impls.use(impl):
         compiled = jax.jit(make_train_step(), donate_argnums=(0, 2)).lower(state, batch, metrics).compile()

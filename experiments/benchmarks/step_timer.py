@@ -1,5 +1,6 @@
 """Times a training step repeatedly and reports the spread; no dependencies, so that both our
 scripts and the PyTorch ones (run from another venv) use it."""
+
 import statistics
 import time
 
@@ -19,5 +20,8 @@ def report(label: str, times: list) -> str:
     machine was, and the fastest step is the one other tenants slowed least (the figure to
     compare between two programs on a shared machine, as timeit's docs advise)."""
     ordered = sorted(times)
-    return f"{label} ms/step: " + " ".join(f"{t * 1e3:.0f}" for t in ordered) + \
-        f" median {statistics.median(ordered) * 1e3:.0f} fastest {ordered[0] * 1e3:.0f}"
+    return (
+        f"{label} ms/step: "
+        + " ".join(f"{t * 1e3:.0f}" for t in ordered)
+        + f" median {statistics.median(ordered) * 1e3:.0f} fastest {ordered[0] * 1e3:.0f}"
+    )

@@ -7,16 +7,18 @@ Prints the steps' times sorted and their median: the spread shows how noisy the 
 Alternate it with experiments/benchmarks/torch_step_times.py (PyTorch, float32 or autocast
 bfloat16) in one run.
 """
+
 from cnn_jax.cpu import host_memory
+
 host_memory.keep_freed_memory()  # before JAX starts its threads, as the CLI does
 
 import argparse
 
 import jax
-
-from cnn_jax.layers import impls
 from profile_step import compiled_step
 from step_timer import report, time_steps
+
+from cnn_jax.layers import impls
 
 
 def main():

@@ -10,8 +10,7 @@ held out as minival (`data.minival_size`), never on the test split they report.
 """
 
 BASE = "configs/lenet5.py"
-OVERRIDES = {"num_epochs": 10, "schedule.boundaries_epochs": (5, 8), "progress_bar": False,
-             "data.minival_size": 150}
+OVERRIDES = {"num_epochs": 10, "schedule.boundaries_epochs": (5, 8), "progress_bar": False, "data.minival_size": 150}
 SPACE = {"optimizer.lr": [0.0003, 0.001, 0.003, 0.01]}
 OBJECTIVE = "top1"
 TRIALS = 4

@@ -37,20 +37,25 @@ class Digits(tfds.core.GeneratorBasedBuilder):
     def _info(self):
         return self.dataset_info_from_configs(
             description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 1)),
-                "label": tfds.features.ClassLabel(num_classes=10),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 1)),
+                    "label": tfds.features.ClassLabel(num_classes=10),
+                }
+            ),
             supervised_keys=("image", "label"),
             homepage="https://scikit-learn.org/stable/datasets/toy_dataset.html#digits-dataset",
         )
 
     def _split_generators(self, dl_manager):
         from sklearn.datasets import load_digits  # ships its data: no download
+
         d = load_digits()
         is_test = np.arange(len(d.target)) % TEST_EVERY == 0
-        return {"train": self._generate_examples(d.images, d.target, np.flatnonzero(~is_test)),
-                "test": self._generate_examples(d.images, d.target, np.flatnonzero(is_test))}
+        return {
+            "train": self._generate_examples(d.images, d.target, np.flatnonzero(~is_test)),
+            "test": self._generate_examples(d.images, d.target, np.flatnonzero(is_test)),
+        }
 
     def _generate_examples(self, images, labels, indices):
         for i in indices:

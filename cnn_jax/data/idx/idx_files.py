@@ -40,8 +40,9 @@ def missing_files(folder: pathlib.Path) -> list:
 
 
 def _corrupt(path: pathlib.Path, problem: str) -> UserError:
-    return UserError(f"IDX file {path} is corrupt or truncated ({problem}); "
-                     "replace it with an intact copy of the file.")
+    return UserError(
+        f"IDX file {path} is corrupt or truncated ({problem}); replace it with an intact copy of the file."
+    )
 
 
 def read_bytes(path: pathlib.Path) -> bytes:
@@ -69,8 +70,10 @@ def parse_idx(data: bytes, path: pathlib.Path, ndim: int) -> np.ndarray:
     dims = tuple(int(d) for d in np.frombuffer(data, ">i4", ndim, offset=4))
     expected = int(np.prod(dims))
     if len(data) - header != expected:
-        raise _corrupt(path, f"header says {'x'.join(map(str, dims))} = {expected:,} bytes of data, "
-                             f"the file has {len(data) - header:,}")
+        raise _corrupt(
+            path,
+            f"header says {'x'.join(map(str, dims))} = {expected:,} bytes of data, the file has {len(data) - header:,}",
+        )
     return np.frombuffer(data, np.uint8, expected, offset=header).reshape(dims)
 
 
@@ -80,8 +83,9 @@ def read_split(folder: pathlib.Path, split: str) -> tuple:
     images = parse_idx(read_bytes(image_path), image_path, ndim=3)
     labels = parse_idx(read_bytes(label_path), label_path, ndim=1)
     if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
-        raise _corrupt(image_path, f"images are {images.shape[1]}x{images.shape[2]}, "
-                                   f"expected {IMAGE_SIDE}x{IMAGE_SIDE}")
+        raise _corrupt(
+            image_path, f"images are {images.shape[1]}x{images.shape[2]}, expected {IMAGE_SIDE}x{IMAGE_SIDE}"
+        )
     if len(images) != len(labels):
         raise _corrupt(label_path, f"{len(labels):,} labels for the {len(images):,} images of {image_path.name}")
     if len(labels) and labels.max() >= NUM_CLASSES:

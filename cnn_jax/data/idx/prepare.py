@@ -29,7 +29,7 @@ def idx_folder(name: str, idx_dir: str = "") -> pathlib.Path | None:
 
 
 def what_is_missing(folder: pathlib.Path | None) -> str:
-    """"" when `folder` holds the four files, else what is wrong, as a clause."""
+    """ "" when `folder` holds the four files, else what is wrong, as a clause."""
     if folder is None:
         return "data.idx_dir is empty"
     if not folder.is_dir():
@@ -45,8 +45,10 @@ def missing_files_message(name: str, problem: str) -> str:
     files = ", ".join(f"{stem}.gz" for stem in ALL_FILES[:-1]) + f" and {ALL_FILES[-1]}.gz"
     package = DEBIAN_PACKAGES.get(name)
     install = f"run `apt-get install {package}` or " if package else ""
-    return (f"Dataset {name!r} is read offline from its IDX files ({files}, gzipped or not), but {problem}; "
-            f"{install}put the four files in a folder and set --config.data.idx_dir to it.")
+    return (
+        f"Dataset {name!r} is read offline from its IDX files ({files}, gzipped or not), but {problem}; "
+        f"{install}put the four files in a folder and set --config.data.idx_dir to it."
+    )
 
 
 def prepare_from_idx(name: str, data_dir: str, idx_dir: str = "") -> None:
