@@ -59,6 +59,7 @@ def base_config() -> ml_collections.ConfigDict:
             num_parallel_calls=-1,  # -1 = tf.data.AUTOTUNE
             # Modern add-ons, off in the paper recipes; None keeps the recipe's value (recipes.py).
             randaugment=placeholder(str),  # "N,M": N RandAugment ops at magnitude M (0-10), e.g. "2,9"
+            random_erasing=placeholder(float),  # Random Erasing's probability, e.g. 0.5; 0 = off
             mixup_alpha=placeholder(float),  # Mixup's Beta(alpha, alpha), e.g. 0.2; 0 = off
             cutmix_alpha=placeholder(float),  # CutMix's Beta(alpha, alpha), e.g. 1.0; 0 = off
             mix_prob=placeholder(float),  # probability that a batch is mixed (default 1)

@@ -175,6 +175,7 @@ SCHEMA = {
         pattern=r"|\s*\d+\s*,\s*(10(\.0*)?|\d(\.\d*)?)\s*",
         form="'N,M' with M in [0, 10], or ''",
     ),
+    "data.random_erasing": _fraction("Random Erasing's probability p, e.g. 0.5; 0 = off", optional=True),
     "data.mixup_alpha": Key(float, "Mixup's Beta(alpha, alpha), e.g. 0.2; 0 = off", low=0.0, high=100.0, optional=True),
     "data.cutmix_alpha": Key(
         float, "CutMix's Beta(alpha, alpha), e.g. 1.0; 0 = off", low=0.0, high=100.0, optional=True

@@ -22,7 +22,8 @@ that the augmentation keeps its strength. Training scales are never smaller than
 Modern add-ons, off in every paper recipe and available to all of them (`get_recipe(
 "resnet", randaugment="2,9", mixup_alpha=0.2)`, or the `data.*` config keys of the same
 names through `recipe_from_config`): RandAugment inside `augment`, after the crop and
-flip; Mixup/CutMix on whole batches, which the pipeline applies with `recipe.mixing`.
+flip; Random Erasing at the end of `augment` (erasing.py); Mixup/CutMix on whole batches,
+which the pipeline applies with `recipe.mixing`.
 
 The RGB statistics of the per-channel normalisations become a grayscale mean/std on
 one-channel images: `for_channels(recipe, channels, dataset)` (channel_stats.py).
@@ -36,12 +37,13 @@ import tensorflow as tf
 from cnn_jax.data import augment as A
 from cnn_jax.data import randaugment as RA
 from cnn_jax.data.channel_stats import PER_CHANNEL, grayscale_stats
+from cnn_jax.data.erasing import random_erasing
 from cnn_jax.data.mixing import Mixing
 from cnn_jax.errors import UserError, did_you_mean
 
 CROPS = ("scale", "rrc", "inception", "resize", "center", "pad", "center_pad")
 # data.* config keys that are Recipe fields; None (their default) keeps the recipe's value.
-ADDON_KEYS = ("randaugment", "mixup_alpha", "cutmix_alpha", "mix_prob", "mix_switch_prob")
+ADDON_KEYS = ("randaugment", "random_erasing", "mixup_alpha", "cutmix_alpha", "mix_prob", "mix_switch_prob")
 COLORS = (None, "inception", "fb_jitter")
 
 
@@ -81,6 +83,7 @@ class Recipe:
     base_size: int = 224
     # Modern add-ons (Cubuk et al. 2020; Zhang et al. 2018; Yun et al. 2019), off here.
     randaugment: str = ""  # "N,M", e.g. "2,9"; "" = off
+    random_erasing: float = 0.0  # Random Erasing's probability p (Zhong et al. 2020: 0.5); 0 = off
     mixup_alpha: float = 0.0  # Beta(alpha, alpha) mixing weights; 0 = off
     cutmix_alpha: float = 0.0
     mix_prob: float = 1.0  # probability that a batch is mixed
@@ -98,6 +101,8 @@ class Recipe:
                 f"choose one of {sorted(A.NORMALIZATIONS)}."
             )
         RA.parse_randaugment(self.randaugment)
+        if not 0.0 <= self.random_erasing <= 1.0:
+            raise UserError(f"Random Erasing's probability {self.random_erasing} is not in [0, 1]; pass e.g. 0.5.")
         _ = self.mixing  # building it validates the mixing fields
 
     # -- sizes ---------------------------------------------------------------
@@ -150,6 +155,10 @@ class Recipe:
             x = A.color_jitter(x, s_color)
         if self.lighting_std:
             x = A.pca_lighting(x, s_light, self.lighting_std)
+        if self.random_erasing:
+            # Last, as in the paper, on the augmented image; folded in like RandAugment's seed.
+            s_erase = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 2)
+            x = random_erasing(_set_shape(x, size, image), s_erase, self.random_erasing)
         return _set_shape(x, size, image)
 
     def train(self, image, seed, size: int) -> tf.Tensor:
