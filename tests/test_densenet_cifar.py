@@ -141,6 +141,22 @@ def test_config_arguments_choose_the_table_2_networks(arg, name):
     assert (cpu.dataset, cpu.data.recipe, cpu.num_train_steps, cpu.batch_size) == ("digits", "digits", 4, 16)
 
 
+@pytest.mark.parametrize("word,dataset", [("fashion", "fashion_mnist"), ("mnist", "mnist")])
+def test_config_runs_the_recipe_on_a_grayscale_28x28_dataset(word, dataset):
+    module = load("densenet_cifar")
+    cifar, gray = module.get_config("bc"), module.get_config(f"bc,{word},epochs=40")
+    assert (gray.model, gray.dataset, gray.data.image_size, gray.data.channels) == (
+        "densenet_bc100_k12",
+        dataset,
+        28,
+        1,
+    )
+    assert gray.num_epochs == 40.0 and gray.schedule.boundaries_epochs == (20.0, 30.0)  # 50% and 75%
+    for key in ("data.recipe", "batch_size", "optimizer", "schedule.name"):
+        assert get(gray, key) == get(cifar, key), key
+    assert module.get_config(f"bc,{word},cpu").dataset == "digits"  # cpu wins
+
+
 def test_config_quotes_the_papers_numbers():
     module = load("densenet_cifar")
     for name, paper in module.PAPER.items():
@@ -159,8 +175,11 @@ def test_config_quotes_the_papers_numbers():
         ("bc,L=102", "6n\\+4"),
         ("L=40,k=13", "Table 2"),
         ("L=x", "whole number"),
-        ("L", "whole number"),
-        ("depth=40", "it takes L, bc, cpu, k"),
+        ("L", "needs a value"),
+        ("epochs=0", "epochs=0"),
+        ("fashion,mnist", "pass only one"),
+        ("fashion=1", "bare word"),
+        ("depth=40", "it takes L, bc, cpu, epochs, fashion, k, mnist"),
         ("bn", "did you mean"),
     ],
 )
