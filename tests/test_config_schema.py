@@ -89,7 +89,8 @@ CONFIG_ARGS = {
     "inception_v3": [""],
     "inception_resnet_v2": [""],
     "densenet": ["depth=121", "depth=161"],
-    "densenet_cifar": ["", "bc,L=250,k=24"],
+    "densenet_cifar": ["", "bc,L=250,k=24", "bc,fashion,epochs=40"],
+    "random_erasing": ["", "depth=56,base", "epochs=60"],
 }
 CASES = [
     pytest.param(name, variant, id=f"{name}:{variant}", marks=[slow] if name in HEAVY else [])
