@@ -20,7 +20,7 @@ from cnn_jax.report.table import entry_rows, table_row, to_csv, to_markdown
 from cnn_jax.train.seeds import seed_argv, seed_runs
 from cnn_jax.train.suite import entry_seed_runs, load_suite
 
-SUITES = ["digits", "cifar10_resnet", "imagenet_classic", "seed_table"]
+SUITES = ["digits", "cifar10_resnet", "imagenet_classic", "seed_table", "fashion_mnist"]
 
 
 def _results(top1, model="lenet5", dataset="digits", top5=0.99, size=32):
