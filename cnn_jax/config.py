@@ -67,6 +67,7 @@ def base_config() -> ml_collections.ConfigDict:
         )
     )
     c.batch_size = 128  # global, over all devices and processes
+    c.grad_accum_steps = 1  # each step accumulates this many micro-batches of batch_size / it; 1 = off
     c.eval_batch_size = 0  # 0 = batch_size
     c.num_epochs = -1.0  # set this or num_train_steps; the other follows
     c.num_train_steps = -1

@@ -91,6 +91,30 @@ def batch_per_process(c, processes: int) -> list:
     ]
 
 
+@rule("grad_accum_steps", "batch_size")
+def micro_batches(c, processes: int) -> list:
+    k = c.grad_accum_steps
+    if c.batch_size % k:
+        return [
+            f"batch_size {c.batch_size} is not divisible by grad_accum_steps {k}; set --config.grad_accum_steps "
+            "to a divisor of batch_size."
+        ]
+    if k > 1 and (c.batch_size // k) % processes:
+        return [
+            f"The micro-batch of {c.batch_size // k} examples (batch_size {c.batch_size} / grad_accum_steps {k}) is "
+            f"not divisible by the {processes} processes; set --config.batch_size to a multiple of {k * processes}."
+        ]
+    return []
+
+
+def _micro_batch(c) -> int:
+    """The examples one forward pass sees: batch_size / grad_accum_steps, or batch_size while
+    grad_accum_steps is missing or refused (its own check says why)."""
+    k = c.get("grad_accum_steps", 1)
+    valid = type(k) is int and 1 <= k <= c.batch_size and c.batch_size % k == 0
+    return c.batch_size // k if valid else c.batch_size
+
+
 @rule("data.mixup_alpha", "data.cutmix_alpha", "batch_size")
 def mixing_pairs(c, processes: int) -> list:
     mixing = (c.data.mixup_alpha or 0) > 0 or (c.data.cutmix_alpha or 0) > 0
@@ -137,6 +161,12 @@ def bn_groups(c, processes: int) -> list:
     if "bn_group_size" not in type(model).__dataclass_fields__:
         return [
             f"bn_group_size={group} needs a model with BatchNorm, and {c.model} has none; set --config.bn_group_size=0."
+        ]
+    micro = _micro_batch(c)  # BatchNorm sees one micro-batch at a time
+    if micro != c.batch_size and micro % group:
+        return [
+            f"The micro-batch of {micro} examples (batch_size {c.batch_size} / grad_accum_steps "
+            f"{c.batch_size // micro}) is not divisible by bn_group_size {group}; pick a group size that divides it."
         ]
     if c.batch_size % group:
         return [

@@ -183,6 +183,12 @@ SCHEMA = {
     "data.mix_prob": _fraction("probability that a batch is mixed (default 1)", optional=True),
     "data.mix_switch_prob": _fraction("with Mixup and CutMix both on: probability of CutMix (0.5)", optional=True),
     "batch_size": Key(int, "global batch, over all devices and processes", low=1, high=MAX_BATCH),
+    "grad_accum_steps": Key(
+        int,
+        "gradient accumulation: micro-batches per optimizer step, each of batch_size / grad_accum_steps; 1 = off",
+        low=1,
+        high=MAX_BATCH,
+    ),
     "eval_batch_size": Key(int, "evaluation batch; 0 = batch_size", low=0, high=MAX_BATCH),
     "num_epochs": Key(float, "training length in epochs; <= 0 = set by num_train_steps", low=-1.0, high=1e6),
     "num_train_steps": Key(

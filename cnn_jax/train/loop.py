@@ -24,7 +24,7 @@ from cnn_jax.data.pipeline import Pipeline, Sharding, steps_per_epoch
 from cnn_jax.errors import TrainingDiverged, UserError
 from cnn_jax.layers import impls
 from cnn_jax.report.summary import summarize
-from cnn_jax.train import parallel, predictions, selection
+from cnn_jax.train import accumulate, parallel, predictions, selection
 from cnn_jax.train.checkpoint import Checkpoints
 from cnn_jax.train.ema import eval_weights_name, init_ema
 from cnn_jax.train.optim import base_learning_rate, learning_rate_schedule, make_optimizer
@@ -73,8 +73,10 @@ def every(value: int, spe: int) -> int:
 def build_run(config, num_devices: int = 0) -> Run:
     config = resolve_for_platform(config, jax.default_backend())
     batch_sizes = (int(config.batch_size), int(config.eval_batch_size or config.batch_size))
-    mesh = parallel.make_mesh(num_devices, batch_sizes)
+    k = accumulate.steps_of(config)  # a forward pass sees a micro-batch of batch_size / k
+    mesh = parallel.make_mesh(num_devices, (accumulate.micro_batch_size(batch_sizes[0], k), batch_sizes[1]))
     parallel.check_batch_divisible(batch_sizes[0], mesh)
+    accumulate.check_micro_batch_divisible(batch_sizes[0], k, mesh.devices.size)
     parallel.check_batch_divisible(batch_sizes[1], mesh, "eval_batch_size")
     source = open_source(
         config.dataset, config.data_dir, config.train_split, config.eval_split, config.data.get("idx_dir", "")
@@ -127,6 +129,7 @@ def _with_bn_groups(model, config):
             f"batch_size {config.batch_size} is not divisible by bn_group_size {group}; "
             "pick a group size that divides the global batch."
         )
+    accumulate.check_bn_groups(int(config.batch_size), accumulate.steps_of(config), group)
     return model.clone(bn_group_size=group)
 
 
@@ -229,6 +232,7 @@ def _results(
         "status": status,
         "best_step": ckpts.best_step(),
         "batch_size": int(run.config.batch_size),
+        "grad_accum_steps": accumulate.steps_of(run.config),
         "dtype": run.config.dtype,
         "base_lr": base_learning_rate(run.config),
         "eval_weights": eval_weights_name(run.state),
@@ -350,6 +354,7 @@ def _loop(
             float(cfg.loss.aux_weight),
             float(cfg.get("ema_decay", 0.0)),
             bool(cfg.get("ema_warmup", True)),
+            accumulate.steps_of(cfg),
         ),
         donate_argnums=(0, 2),
         out_shardings=(repl, repl),

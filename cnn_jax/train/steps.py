@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from cnn_jax.train.accumulate import accumulate_gradients
 from cnn_jax.train.ema import decay_at, eval_variables, update_ema
 from cnn_jax.train.state import TrainState
 
@@ -45,27 +46,72 @@ def zero_eval_metrics() -> dict:
     }
 
 
-def make_train_step(
-    label_smoothing: float = 0.0, aux_weight: float = 0.3, ema_decay: float = 0.0, ema_warmup: bool = True
-):
-    def train_step(state: TrainState, batch: dict, metrics: dict):
-        step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+def zero_batch_sums() -> dict:
+    return {
+        "loss_sum": jnp.zeros((), jnp.float32),
+        "correct": jnp.zeros((), jnp.float32),
+        "count": jnp.zeros((), jnp.float32),
+        "bad": jnp.zeros((), jnp.float32),
+    }
 
+
+def batch_sums(loss, logits, labels) -> dict:
+    """One batch's additive share of the training metrics: its mean loss times its size, its
+    correct predictions, its size, and 1 if its loss is not finite."""
+    n = labels.shape[0]
+    classes = labels if labels.ndim == 1 else jnp.argmax(labels, -1)  # a mixed (soft) label: its larger component
+    return {
+        "loss_sum": loss * n,
+        "correct": jnp.sum(jnp.argmax(logits, -1) == classes).astype(jnp.float32),
+        "count": jnp.asarray(n, jnp.float32),
+        "bad": (~jnp.isfinite(loss)).astype(jnp.float32),
+    }
+
+
+def batch_gradients(apply_fn, label_smoothing: float, aux_weight: float):
+    """`gradients(params, batch_stats, batch, key) -> (grads, new batch_stats, batch_sums)` of
+    one training-mode pass over `batch` with dropout key `key`."""
+
+    def gradients(params, batch_stats, batch, key):
         def loss_fn(params):
-            outputs, new_model_state = state.apply_fn(
-                {"params": params, "batch_stats": state.batch_stats},
+            outputs, new_model_state = apply_fn(
+                {"params": params, "batch_stats": batch_stats},
                 batch["image"],
                 train=True,
-                rngs={"dropout": step_key},
+                rngs={"dropout": key},
                 mutable=["batch_stats"],
             )
             logits, aux = split_outputs(outputs)
             loss = jnp.mean(cross_entropy(logits, batch["label"], label_smoothing))
             for a in aux:  # the papers weight each auxiliary classifier's loss (GoogLeNet: 0.3)
                 loss = loss + aux_weight * jnp.mean(cross_entropy(a, batch["label"], label_smoothing))
-            return loss, (logits, new_model_state.get("batch_stats", state.batch_stats))
+            return loss, (logits, new_model_state.get("batch_stats", batch_stats))
 
-        (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        (loss, (logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        return grads, new_stats, batch_sums(loss, logits, batch["label"])
+
+    return gradients
+
+
+def make_train_step(
+    label_smoothing: float = 0.0,
+    aux_weight: float = 0.3,
+    ema_decay: float = 0.0,
+    ema_warmup: bool = True,
+    grad_accum_steps: int = 1,
+):
+    """One optimizer step over the global batch; with `grad_accum_steps` k > 1, as k
+    micro-batches whose gradients are averaged (cnn_jax/train/accumulate.py)."""
+
+    def train_step(state: TrainState, batch: dict, metrics: dict):
+        step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+        gradients = batch_gradients(state.apply_fn, label_smoothing, aux_weight)
+        if grad_accum_steps > 1:
+            grads, batch_stats, sums = accumulate_gradients(
+                gradients, state.params, state.batch_stats, batch, step_key, grad_accum_steps, zero_batch_sums()
+            )
+        else:
+            grads, batch_stats, sums = gradients(state.params, state.batch_stats, batch, step_key)
         updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
         updates = jax.tree.map(lambda u: u * state.control["lr_scale"], updates)
         params = optax.apply_updates(state.params, updates)
@@ -77,17 +123,11 @@ def make_train_step(
         new_state = state.replace(
             step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state, ema=ema
         )
-        n = batch["label"].shape[0]
-        bad = ~jnp.isfinite(loss)
+        bad = sums["bad"] > 0
         new_metrics = {
-            "loss_sum": metrics["loss_sum"] + loss * n,
-            # A mixed (soft) label counts as its larger component.
-            "correct": metrics["correct"]
-            + jnp.sum(
-                jnp.argmax(logits, -1)
-                == (batch["label"] if batch["label"].ndim == 1 else jnp.argmax(batch["label"], -1))
-            ),
-            "count": metrics["count"] + n,
+            "loss_sum": metrics["loss_sum"] + sums["loss_sum"],
+            "correct": metrics["correct"] + sums["correct"],
+            "count": metrics["count"] + sums["count"],
             "steps": metrics["steps"] + 1,
             "first_bad_step": jnp.where(bad & (metrics["first_bad_step"] < 0), state.step, metrics["first_bad_step"]),
         }
