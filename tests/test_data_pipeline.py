@@ -135,4 +135,5 @@ def test_bench_data_measures_each_recipe(tmp_path, capsys):
 
     r = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and set(r["img_per_s"]) == {"resnet", "inception"} and min(r["img_per_s"].values()) > 0
+    assert set(r["img_per_cpu_s"]) == set(r["img_per_s"]) and min(r["img_per_cpu_s"].values()) > 0
     assert len(list((tmp_path / "jpegs" / "train").glob("*/*.jpg"))) == 40
