@@ -1,7 +1,10 @@
 """Copy a suite's results into experiments/results/ as data: its table (Markdown, CSV), and per
 run the resolved config, the metrics, the results and the training log, with a RUNS.md that
 lists each run's command, seed, epochs and wall time. Checkpoints and TensorBoard events stay
-in the workdir.
+in the workdir, except for runs still training: those are copied whole to `in_progress/`
+with their latest checkpoint only, so that they can go on elsewhere. Copying
+`in_progress/*` into the suite's workdir and running the suite command again resumes them
+exactly.
 
     python tools/collect_results.py experiments/fashion_mnist.py runs/fashion_mnist experiments/results/fashion_mnist
 """
@@ -13,6 +16,7 @@ import shutil
 import sys
 
 RUN_FILES = ("config.json", "metrics.jsonl", "results.json", "train.log")
+IN_PROGRESS = "in_progress"
 
 
 def run_dirs(workdir: pathlib.Path, entry: dict) -> list:
@@ -28,6 +32,26 @@ def command(suite: str, entry: dict, seed, workdir: pathlib.Path) -> str:
     return f"cnn-jax train --config {entry['config']}{overrides}{seed_flag} --workdir {workdir}"
 
 
+def keep_unfinished(run: pathlib.Path, target: pathlib.Path):
+    """Copy a run that has checkpoints but no results.json to `target`, with its newest
+    checkpoint step only; that step, or None when there is nothing to keep."""
+    steps = sorted(int(p.name) for p in (run / "checkpoints").glob("*") if p.name.isdigit())
+    if not steps:
+        return None
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "metrics.jsonl", "train.log"):
+        if (run / name).exists():
+            shutil.copy2(run / name, target / name)
+    shutil.copytree(run / "checkpoints" / str(steps[-1]), target / "checkpoints" / str(steps[-1]))
+    return steps[-1]
+
+
+def unfinished_epoch(run: pathlib.Path, step: int) -> str:
+    """The epoch a run's checkpoint `step` reached: the metrics log epoch = step / steps per epoch."""
+    logged = [m for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "epoch" in m]
+    return f"{step * logged[-1]['epoch'] / logged[-1]['step']:.1f} so far" if logged else ""
+
+
 def collect(suite: str, workdir: pathlib.Path, out: pathlib.Path) -> str:
     entries = runpy.run_path(suite)["ENTRIES"]
     out.mkdir(parents=True, exist_ok=True)
@@ -35,9 +59,16 @@ def collect(suite: str, workdir: pathlib.Path, out: pathlib.Path) -> str:
         if (workdir / name).exists():
             shutil.copy2(workdir / name, out / name)
     lines = ["| run | seed | status | top-1 % | epochs | wall time | command |", "|---|---:|---|---:|---:|---:|---|"]
+    shutil.rmtree(out / IN_PROGRESS, ignore_errors=True)
     for entry in entries:
         for seed, run in run_dirs(workdir, entry):
             if not (run / "results.json").exists():
+                step = keep_unfinished(run, out / IN_PROGRESS / run.relative_to(workdir))
+                if step is not None:
+                    lines.append(
+                        f"| {run.relative_to(workdir)} | {'' if seed is None else seed} | training | – | "
+                        f"{unfinished_epoch(run, step)} | – | `{command(suite, entry, seed, run)}` |"
+                    )
                 continue
             target = out / run.relative_to(workdir)
             target.mkdir(parents=True, exist_ok=True)
