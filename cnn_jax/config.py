@@ -23,6 +23,7 @@ from cnn_jax.layers import impls
 RESUMABLE_KEYS = {
     "log_every_steps",
     "checkpoint_every_steps",
+    "checkpoint_every_minutes",
     "keep_checkpoints",
     "eval_every_steps",
     "data.num_parallel_calls",
@@ -122,6 +123,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.log_every_steps = 50
     c.eval_every_steps = 0  # 0 = once per epoch
     c.checkpoint_every_steps = 0  # 0 = once per epoch
+    c.checkpoint_every_minutes = 0.0  # also a checkpoint once this long has passed since the last; 0 = off
     c.keep_checkpoints = 2  # the latest K, plus the best by minival top-1 when there is minival
     c.report_checkpoint = "final"  # results.json's top-1/top-5: final | best_minival (the best by minival top-1)
     c.progress_bar = True  # only on an interactive terminal

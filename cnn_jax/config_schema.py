@@ -269,6 +269,9 @@ SCHEMA = {
     "log_every_steps": _count("steps between training-metric lines; 0 = once per epoch"),
     "eval_every_steps": _count("steps between evaluations; 0 = once per epoch"),
     "checkpoint_every_steps": _count("steps between checkpoints; 0 = once per epoch"),
+    "checkpoint_every_minutes": Key(
+        float, "also a checkpoint once this many minutes have passed since the last; 0 = off", low=0.0, high=1e6
+    ),
     "keep_checkpoints": _count("the latest K checkpoints kept, plus the best by minival when there is minival", 1),
     "report_checkpoint": Key(
         str,

@@ -92,6 +92,8 @@ def main(argv: list | None = None) -> None:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted; start the same command again to resume from the last checkpoint.", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as e:  # or a preempted run, which saved its step (cnn_jax/train/preemption.py)
+        print(
+            str(e) or "interrupted; start the same command again to resume from the last checkpoint.", file=sys.stderr
+        )
+        sys.exit(getattr(e, "exit_code", 130))

@@ -28,6 +28,14 @@ def _minival_top1(metrics) -> float:
     return float((metrics or {}).get(METRIC, NO_METRIC))
 
 
+class _Manager(ocp.CheckpointManager):
+    def reached_preemption(self, step: int) -> bool:
+        """Never asks JAX's preemption service: the loop asks it after every step
+        (cnn_jax/train/preemption.py), and the service takes the last step it was told of as the
+        process's position, which a save finishing in the background would set back."""
+        return False
+
+
 class Checkpoints:
     def __init__(self, directory: pathlib.Path, keep: int = 2, keep_best: bool = False):
         """`keep_best`: also keep the best checkpoint by minival top-1 (a run with minival)."""
@@ -47,9 +55,7 @@ class Checkpoints:
         )
         # Handlers named up front so that item_metadata can read a step's tree before restoring it.
         handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
-        self.manager = ocp.CheckpointManager(
-            self.directory, options=options, item_names=("state", "meta"), item_handlers=handlers
-        )
+        self.manager = _Manager(self.directory, options=options, item_names=("state", "meta"), item_handlers=handlers)
 
     def save(self, step: int, state, meta: dict, minival_top1: float | None = None) -> None:
         metrics = {METRIC: NO_METRIC if minival_top1 is None else float(minival_top1)}

@@ -24,7 +24,7 @@ from cnn_jax.data.pipeline import Pipeline, Sharding, steps_per_epoch
 from cnn_jax.errors import TrainingDiverged, UserError
 from cnn_jax.layers import impls
 from cnn_jax.report.summary import summarize
-from cnn_jax.train import accumulate, parallel, predictions, selection
+from cnn_jax.train import accumulate, parallel, predictions, preemption, selection
 from cnn_jax.train.checkpoint import Checkpoints
 from cnn_jax.train.ema import eval_weights_name, init_ema
 from cnn_jax.train.optim import base_learning_rate, learning_rate_schedule, make_optimizer
@@ -274,7 +274,14 @@ def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_d
     if start == 0:
         writer.write_hparams(_flat_hparams(resolved))
     try:
-        return _loop(run, state, start, ckpts, writer, workdir, on_eval, int(meta.get("minival_evaluations", 0)))
+        with preemption.StopSignals(start) as stop:
+            return _loop(
+                run, state, start, ckpts, writer, workdir, on_eval, int(meta.get("minival_evaluations", 0)), stop
+            )
+    except preemption.Preempted as e:
+        logging.warning("%s", e)
+        _record_failure(results_file, config, e, status="preempted", steps=e.step, total_steps=run.total_steps)
+        raise
     except Exception as e:
         _record_failure(results_file, config, e)
         raise
@@ -283,8 +290,8 @@ def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_d
         writer.close()
 
 
-def _record_failure(results_file: pathlib.Path, config, error: Exception) -> None:
-    """Note a failed run in results.json, unless that file already holds a completed result."""
+def _record_failure(results_file: pathlib.Path, config, error: BaseException, status="failed", **fields) -> None:
+    """Note a failed (or preempted) run in results.json, unless that file already holds a completed result."""
     if results_file.exists() and json.loads(results_file.read_text()).get("status") == "completed":
         return
     write_json_atomic(
@@ -292,10 +299,11 @@ def _record_failure(results_file: pathlib.Path, config, error: Exception) -> Non
         {
             "model": config.model,
             "dataset": config.dataset,
-            "status": "failed",
+            "status": status,
             "error": str(error),
             "top1": None,
             "top5": None,
+            **fields,
         },
     )
 
@@ -343,9 +351,18 @@ def _reported(run: Run, state, ckpts: Checkpoints, final: tuple, eval_step, pred
 
 
 def _loop(
-    run: Run, state, start: int, ckpts: Checkpoints, writer: MetricsWriter, workdir, on_eval=None, evaluations: int = 0
+    run: Run,
+    state,
+    start: int,
+    ckpts: Checkpoints,
+    writer: MetricsWriter,
+    workdir,
+    on_eval=None,
+    evaluations: int = 0,
+    stop: preemption.StopSignals | None = None,
 ) -> dict:
-    """`evaluations`: minival evaluations before `start` (from the checkpoint resumed)."""
+    """`evaluations`: minival evaluations before `start` (from the checkpoint resumed); `stop`
+    says when a signal stops the run."""
     cfg, total, spe = run.config, run.total_steps, run.steps_per_epoch
     repl = parallel.replicated(run.mesh)
     train_step = jax.jit(
@@ -364,6 +381,7 @@ def _loop(
     uses_minival = run.pipeline.minival_size > 0
     log_every, eval_every = every(cfg.log_every_steps, spe), every(cfg.eval_every_steps, spe)
     ckpt_every = every(cfg.checkpoint_every_steps, spe)
+    clock = preemption.CheckpointClock(cfg.get("checkpoint_every_minutes", 0.0))
     progress = Progress(total, start, int(cfg.batch_size), bool(cfg.progress_bar))
     metrics = jax.device_put(zero_train_metrics(), repl)
     batches = parallel.prefetch_to_mesh(run.pipeline.train_batches(start), run.mesh)
@@ -376,7 +394,10 @@ def _loop(
         # With minival every evaluated state is saved, so each is a candidate for the best checkpoint.
         do_eval = s % eval_every == 0 or s == total
         do_ckpt = s % ckpt_every == 0 or s == total or (do_eval and uses_minival)
-        if not (s % log_every == 0 or do_eval or do_ckpt):
+        fetching = s % log_every == 0 or do_eval or do_ckpt
+        stopping = stop is not None and stop.reached(s) and s < total
+        do_ckpt = do_ckpt or stopping or clock.due(fetching)
+        if not (fetching or do_ckpt):
             continue
         fetched = jax.device_get(metrics)
         train_time += time.perf_counter() - t0
@@ -417,9 +438,15 @@ def _loop(
         if do_ckpt:
             ckpts.save(s, state, {"step": s, "model": cfg.model, "minival_evaluations": evaluations}, fresh_minival)
             last_good_ckpt = s
+            clock.saved()
         if on_eval is not None and do_eval:
             on_eval(s, {"val": last_val, "minival": last_minival})
+        if stopping:
+            ckpts.wait()  # with the signals still caught: a repeated one cannot cut the write short
+            raise preemption.Preempted(s, total, stop.cause())
         t0 = time.perf_counter()
+    if stop is not None:
+        stop.after_last_step()
     progress.close()
     ckpts.wait()
     if last_val is None or "predictions" not in last_val:  # resumed after the last step: evaluate it here
