@@ -46,9 +46,9 @@ def write_idx_folder(folder, gzipped: bool = True) -> dict:
 
 
 def examples(builder, split: str) -> list:
-    """(label, image bytes) of a split, sorted: TFDS shuffles the order when it writes."""
-    ds = tfds.as_numpy(builder.as_dataset(split=split))
-    return sorted((int(ex["label"]), ex["image"].tobytes()) for ex in ds)
+    """(label, image bytes) of a split, sorted: TFDS shuffles the order when it writes. Read by
+    position: the split is prepared as ArrayRecord."""
+    return sorted((int(ex["label"]), ex["image"].tobytes()) for ex in builder.as_data_source(split))
 
 
 def expected(arrays: dict, images: str, labels: str) -> list:

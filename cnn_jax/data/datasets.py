@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover
 import tensorflow_datasets as tfds  # noqa: E402
 
 from cnn_jax.data.idx import IDX_DATASETS, prepare_from_idx  # noqa: E402
+from cnn_jax.data.records import PREPARED_FORMAT  # noqa: E402
 from cnn_jax.errors import UserError, did_you_mean  # noqa: E402
 
 EVAL_SPLIT_NAMES = ("validation", "val", "test")
@@ -127,7 +128,7 @@ def open_source(
                 if name in IDX_DATASETS:
                     prepare_from_idx(name, data_dir, idx_dir)
                 else:
-                    tfds.builder(name, data_dir=data_dir).download_and_prepare()
+                    tfds.builder(name, data_dir=data_dir).download_and_prepare(file_format=PREPARED_FORMAT)
             except UserError:
                 raise
             except Exception as e:

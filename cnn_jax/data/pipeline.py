@@ -1,12 +1,13 @@
-"""tf.data input pipelines: one global example order per epoch, sharded by process.
+"""tf.data input pipelines: one global example order per epoch; each process reads and decodes its share.
 
-The order depends only on (seed, epoch): epoch e is a seeded shuffle of the split,
-cut to whole global batches. Process p of P takes, from each global batch of G
-examples, the slice [p*G/P, (p+1)*G/P), so the concatenation of the processes'
-batches is the batch a single process would see: any process or device count
-trains on the same data. Augmentation draws its randomness from (epoch seed,
-position in the epoch) with stateless ops, so it does not depend on parallelism
-either, and a run resumed at step s regenerates exactly the batches from s on.
+The order depends only on (seed, epoch) (cnn_jax/data/order.py): epoch e is a seeded shuffle of the
+training positions, cut to whole global batches, and process p of P feeds the slice [p*G/P, (p+1)*G/P) of
+every global batch of G, so the processes' batches together are the batch one process would see: any
+process or device count trains on the same data. Each process computes the epoch's positions from the
+seeds, keeps its slots and reads only those examples (cnn_jax/data/reading.py; a split without random
+access is streamed and shuffled the same way, and only this process's examples are decoded). Augmentation
+draws its randomness from (epoch seed, slot in the epoch) with stateless ops, so it does not depend on
+parallelism either, and a run resumed at step s starts at slot s*G without reading the slots before it.
 
 With `data.minival_size`, a fixed part of the training split (cnn_jax/data/minival.py) is
 held out: training reads the rest, and `eval_batches(..., minival=True)` reads it with
@@ -14,16 +15,15 @@ the eval transform.
 
 Evaluation reads a split in its stored order (the order TFDS reads it without file
 shuffling: a prepared dataset's record order, an image folder's fixed-seed shuffle of
-its sorted files). Each eval example carries `index`, its position in that order,
-counted before any undecodable image is skipped, so two runs on the same split pair
-their predictions by `index`.
+its sorted files), padded to whole batches; each process reads its slice of every batch.
+Each eval example carries `index`, its position in that order, counted before any
+undecodable image is skipped, so two runs on the same split pair their predictions by `index`.
 
-With `data.skip_corrupt`, undecodable images are dropped, and a first decoding pass
-over each split counts the rest: the epoch length (and so every step number) follows
-from that count, as resuming needs, and results.json reports the number skipped.
+With `data.skip_corrupt`, undecodable images are dropped: a first decoding pass over each part
+(in every process) finds the decodable positions, and the epoch length (and so every step number)
+follows from their count, as resuming needs; results.json reports the number skipped.
 """
 
-import dataclasses
 import logging
 
 import numpy as np
@@ -31,7 +31,18 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from cnn_jax.data.datasets import Source
-from cnn_jax.data.minival import check_minival_size, in_minival, keep_part
+from cnn_jax.data.minival import check_minival_size, in_minival
+from cnn_jax.data.order import (
+    Sharding,
+    epoch_order,
+    epoch_seed,
+    local_batch,
+    padded_share,
+    process_slots,
+    shuffle_buffer,
+    steps_per_epoch,
+)
+from cnn_jax.data.reading import SplitReader
 from cnn_jax.data.recipes import for_channels, recipe_from_config
 from cnn_jax.errors import UserError
 
@@ -42,17 +53,8 @@ tf.config.set_visible_devices([], "GPU")
 # minival, and the evaluation split.
 TRAIN, MINIVAL, EVAL = "train", "minival", "eval"
 
-
-@dataclasses.dataclass(frozen=True)
-class Sharding:
-    """Which slice of each global batch this process feeds."""
-
-    index: int = 0
-    count: int = 1
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint32)[0])
+# The sharding of a run of one process: every slot.
+ONE_PROCESS = Sharding()
 
 
 def _options() -> tf.data.Options:
@@ -63,25 +65,15 @@ def _options() -> tf.data.Options:
 
 
 def mix_seed(seed: int, batch_number) -> tf.Tensor:
-    """The seed of a global batch's Mixup/CutMix draws. Examples use (seed, position >= 0),
+    """The seed of a global batch's Mixup/CutMix draws. Examples use (seed, slot >= 0),
     so a negative counter never repeats one of theirs."""
     return tf.stack([tf.constant(seed, tf.int64), -1 - tf.cast(batch_number, tf.int64)])
-
-
-def steps_per_epoch(num_examples: int, global_batch: int) -> int:
-    steps = num_examples // global_batch
-    if steps == 0:
-        raise UserError(
-            f"batch_size {global_batch} is larger than the {num_examples} training examples; "
-            "set --config.batch_size smaller."
-        )
-    return steps
 
 
 class Pipeline:
     """Train and eval batches (numpy, this process's part) for one dataset and config."""
 
-    def __init__(self, source: Source, config, sharding: Sharding = Sharding()):
+    def __init__(self, source: Source, config, sharding: Sharding = ONE_PROCESS):
         self.source, self.config, self.sharding = source, config, sharding
         self.size = int(config.data.image_size)
         self.channels = int(config.data.channels) or source.image_shape[-1]
@@ -94,50 +86,34 @@ class Pipeline:
             if self.minival_size
             else None
         )
-        self._train_base = self._examples(TRAIN)  # what every epoch shuffles
-        self._skipped = {}
+        self._readers, self._positions = {}, {}
 
     # ---- sizes -----------------------------------------------------------------
     @property
     def num_train(self) -> int:
         """Training examples the pipeline yields (less minival; the decodable ones with skip_corrupt)."""
-        return self._part_size(TRAIN) - self.skipped(TRAIN)
+        return len(self.positions(TRAIN))
 
     @property
     def num_minival(self) -> int:
         """Minival examples an evaluation of minival counts (0 without minival)."""
-        return self._part_size(MINIVAL) - self.skipped(MINIVAL) if self.minival_size else 0
+        return len(self.positions(MINIVAL)) if self.minival_size else 0
 
-    def _part_size(self, part: str) -> int:
-        """Examples of `part` before data.skip_corrupt drops any."""
+    def _candidates(self, part: str) -> np.ndarray:
+        """The stored positions of `part` before data.skip_corrupt drops any, ascending."""
         if part == EVAL:
-            return self.source.num_eval
-        return self.minival_size if part == MINIVAL else self.source.num_train - self.minival_size
+            return np.arange(self.source.num_eval, dtype=np.int64)
+        if self._in_minival is None:
+            return np.arange(self.source.num_train, dtype=np.int64)
+        return np.flatnonzero(self._in_minival == (part == MINIVAL)).astype(np.int64)
 
     def _split_of(self, part: str) -> str:
         return self.source.eval_split if part == EVAL else self.source.train_split
 
     def skipped(self, part: str) -> int:
         """Undecodable images of `part` (TRAIN, MINIVAL or EVAL) dropped by data.skip_corrupt (0
-        when it is off). Counted by one decoding pass, which also fills data.cache for training."""
-        if not self.config.data.skip_corrupt:
-            return 0
-        if part not in self._skipped:
-            ds = self._train_base if part == TRAIN else self._examples(part)
-            kept = int(ds.reduce(np.int64(0), lambda n, *_: n + 1))
-            total = self._part_size(part)
-            self._skipped[part] = total - kept
-            where = {TRAIN: " outside minival", MINIVAL: "'s minival"}.get(part, "") if self.minival_size else ""
-            log = logging.warning if kept < total else logging.info
-            log(
-                "data.skip_corrupt: skipped %d undecodable image(s) of %d in split %r%s of %s",
-                total - kept,
-                total,
-                self._split_of(part),
-                where,
-                self.source.name,
-            )
-        return self._skipped[part]
+        when it is off)."""
+        return len(self._candidates(part)) - len(self.positions(part)) if self.config.data.skip_corrupt else 0
 
     def skipped_corrupt(self) -> dict:
         """{split name: undecodable images skipped} for the train and eval splits."""
@@ -145,27 +121,44 @@ class Pipeline:
         return {self.source.train_split: train, self.source.eval_split: self.skipped(EVAL)}
 
     def positions(self, part: str) -> np.ndarray:
-        """The stored positions of the examples `part` yields, in the order it reads them
-        (one decoding pass; for checks and inspection)."""
-        ds = (self._train_base if part == TRAIN else self._examples(part)).map(lambda i, image, label: i)
-        return np.fromiter(ds.as_numpy_iterator(), np.int64)
+        """The stored positions of the examples `part` yields, ascending. With data.skip_corrupt, the
+        decodable ones, found by one decoding pass (which also fills data.cache)."""
+        if part not in self._positions:
+            candidates = self._candidates(part)
+            self._positions[part] = self._decodable(part, candidates) if self.config.data.skip_corrupt else candidates
+        return self._positions[part]
 
-    # ---- sources -------------------------------------------------------------
-    def _examples(self, part: str) -> tf.data.Dataset:
-        """(position, image, label) of `part` in the split's stored order. Positions are counted
-        before skip_corrupt drops an image, so a position names the same example in every run."""
-        ds = self.source.builder.as_dataset(
-            split=self._split_of(part),
-            shuffle_files=False,
-            as_supervised=True,
-            read_config=tfds.ReadConfig(shuffle_seed=0),
-        ).enumerate()
-        if self.config.data.skip_corrupt:
-            ds = ds.ignore_errors(log_warning=True)
-        if self._in_minival is not None and part != EVAL:
-            ds = keep_part(ds, self._in_minival, part == MINIVAL)
-        ds = ds.map(lambda i, example: (i, example[0], tf.cast(example[1], tf.int32)))
-        return ds.cache() if self.config.data.cache else ds
+    def _decodable(self, part: str, candidates: np.ndarray) -> np.ndarray:
+        split = self._split_of(part)
+        ds = self._reader(split).in_stored_order(candidates, counted=part == TRAIN)
+        ds = ds.ignore_errors(log_warning=True).map(lambda slot, position, image, label: position).batch(4096)
+        kept = np.concatenate([np.zeros(0, np.int64), *ds.as_numpy_iterator()])
+        where = {TRAIN: " outside minival", MINIVAL: "'s minival"}.get(part, "") if self.minival_size else ""
+        log = logging.warning if len(kept) < len(candidates) else logging.info
+        log(
+            "data.skip_corrupt: skipped %d undecodable image(s) of %d in split %r%s of %s",
+            len(candidates) - len(kept),
+            len(candidates),
+            split,
+            where,
+            self.source.name,
+        )
+        return kept
+
+    # ---- reading -----------------------------------------------------------------
+    def train_access(self) -> str:
+        """How this process reads training examples: "random" (by position) or "sequential" (a stream)."""
+        return "random" if self._reader(self.source.train_split).random_access else "sequential"
+
+    def decoded_train_examples(self) -> int:
+        """Training examples this process has decoded so far (the skip_corrupt pass included)."""
+        reader = self._readers.get(self.source.train_split)
+        return int(reader.decoded.numpy()) if reader is not None else 0
+
+    def _reader(self, split: str) -> SplitReader:
+        if split not in self._readers:
+            self._readers[split] = SplitReader(self.source, split, bool(self.config.data.cache), self.parallel)
+        return self._readers[split]
 
     def _to_channels(self, image):
         if image.shape[-1] == 1 and self.channels == 3:
@@ -174,47 +167,53 @@ class Pipeline:
             return tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))), image.dtype)
         return image
 
-    def _local_slice(self, ds: tf.data.Dataset, local_batch: int) -> tf.data.Dataset:
-        """Keep (position, example) pairs whose global batch slice belongs to this process."""
-        if self.sharding.count == 1:
-            return ds
-        p, n = self.sharding.index, self.sharding.count
-        return ds.filter(lambda i, *_: (i // local_batch) % n == p)
-
     def local_batch(self, global_batch: int) -> int:
-        if global_batch % self.sharding.count:
-            raise UserError(
-                f"Batch size {global_batch} is not divisible by the {self.sharding.count} processes; "
-                "set --config.batch_size to a multiple of it."
-            )
-        return global_batch // self.sharding.count
+        return local_batch(global_batch, self.sharding)
 
     # ---- training ---------------------------------------------------------------
-    def train_epoch(self, epoch: int, start_batch: int = 0) -> tf.data.Dataset:
+    def _train_examples(self, seed: int, start: int, stop: int, local: int) -> tf.data.Dataset:
+        """(slot, position, image, label) of this process's slots of batches [start, stop) of the epoch."""
+        g, reader, positions = int(self.config.batch_size), self._reader(self.source.train_split), self.positions(TRAIN)
+        buffer = int(self.config.data.shuffle_buffer)
+        order = epoch_order(positions, g, buffer, seed)
+        slots = process_slots(len(order), local, self.sharding, start * g, stop * g)
+
+        def stream():
+            # The same shuffle over the records themselves yields the same order; the records of
+            # other processes' slots, and of the slots before `start`, are read but not decoded.
+            ds = reader.stream_at(positions)
+            ds = ds.shuffle(shuffle_buffer(len(positions), buffer), seed=seed, reshuffle_each_iteration=False)
+            ds = ds.take(len(order)).enumerate().skip(start * g).take((stop - start) * g)
+            if self.sharding.count > 1:
+                p, n = self.sharding.index, self.sharding.count
+                ds = ds.filter(lambda slot, example: (slot // local) % n == p)
+            return ds.map(lambda slot, example: (slot, *example))
+
+        return reader.at(slots, order[slots], counted=True, stream=stream)
+
+    def train_epoch(self, epoch: int, start_batch: int = 0, stop_batch: int | None = None) -> tf.data.Dataset:
+        """This process's part of batches [start_batch, stop_batch) of `epoch` (to the epoch's end by default)."""
         g = int(self.config.batch_size)
         local = self.local_batch(g)
         spe = steps_per_epoch(self.num_train, g)
+        stop = spe if stop_batch is None else min(int(stop_batch), spe)
         seed = epoch_seed(int(self.config.seed), epoch)
-        buffer = max(1, min(self.num_train, int(self.config.data.shuffle_buffer)))
-        ds = self._train_base.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
-        ds = ds.take(spe * g).enumerate().skip(start_batch * g)
-        ds = self._local_slice(ds, local)
         recipe, size, mixing = self.recipe, self.size, self.recipe.mixing
         if mixing.enabled and local % 2:
             raise UserError(
                 f"Mixup/CutMix mix neighbouring examples, so each process's {local} examples of a "
                 f"batch must be even; set --config.batch_size to a multiple of {2 * self.sharding.count}."
             )
+        ds = self._train_examples(seed, start_batch, stop, local)
 
-        def augment(i, example):
-            _, image, label = example
-            example_seed = tf.stack([tf.constant(seed, tf.int64), i])
+        def augment(slot, position, image, label):
+            example_seed = tf.stack([tf.constant(seed, tf.int64), slot])
             out = {"image": recipe.train(self._to_channels(image), example_seed, size), "label": label}
-            return {**out, "position": i} if mixing.enabled else out
+            return {**out, "slot": slot} if mixing.enabled else out
 
         def mix(batch):
             images, labels = mixing(
-                batch["image"], batch["label"], mix_seed(seed, batch["position"][0] // g), self.source.num_classes
+                batch["image"], batch["label"], mix_seed(seed, batch["slot"][0] // g), self.source.num_classes
             )
             return {"image": images, "label": labels}
 
@@ -224,21 +223,15 @@ class Pipeline:
             ds = ds.map(mix, num_parallel_calls=self.parallel, deterministic=True)
         return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
 
-    def train_batches(self, start_step: int = 0):
-        """Endless numpy batches from global step `start_step` on."""
+    def train_batches(self, start_step: int = 0, stop_step: int | None = None):
+        """Numpy batches of global steps [start_step, stop_step) (endless without `stop_step`)."""
         spe = steps_per_epoch(self.num_train, int(self.config.batch_size))
-        epoch, offset = divmod(start_step, spe)
-        while True:
-            produced = 0
-            for batch in self._guard(tfds.as_numpy(self.train_epoch(epoch, offset)), self.source.train_split):
-                produced += 1
-                yield batch
-            if produced == 0 and offset == 0:
-                raise UserError(
-                    f"Epoch {epoch} of {self.source.name!r} produced no batch (too few decodable "
-                    "examples for the batch size); set --config.batch_size smaller."
-                )
-            epoch, offset = epoch + 1, 0
+        step = start_step
+        while stop_step is None or step < stop_step:
+            epoch, offset = divmod(step, spe)
+            stop = None if stop_step is None else stop_step - epoch * spe
+            yield from self._guard(tfds.as_numpy(self.train_epoch(epoch, offset, stop)), self.source.train_split)
+            step = (epoch + 1) * spe
 
     def _guard(self, batches, split: str):
         """Turn a decoding failure into a sentence naming the undecodable file."""
@@ -258,28 +251,30 @@ class Pipeline:
 
     # ---- evaluation ---------------------------------------------------------------
     def eval_dataset(self, global_batch: int, recipe_eval=None, minival: bool = False) -> tf.data.Dataset:
-        """The whole eval split (or minival) once, in stored order; the last batch is padded
-        with mask-0 examples."""
+        """The whole eval split (or minival) once, in stored order, this process's slice of each
+        batch; the last batch is padded with mask-0 examples."""
         local = self.local_batch(global_batch)
         size, recipe, part = self.size, self.recipe, MINIVAL if minival else EVAL
+        split, positions = self._split_of(part), self.positions(part)
         preprocess = recipe_eval or (lambda image: recipe.eval(image, size))
-        ds = self._examples(part).map(
-            lambda i, image, label: {
-                "image": preprocess(self._to_channels(image)),
-                "label": label,
-                "mask": tf.constant(1.0),
-                "index": tf.cast(i, tf.int32),
-            },
-            num_parallel_calls=self.parallel,
-            deterministic=True,
+        mine, pad = padded_share(len(positions), global_batch, self.sharding)
+        ds = (
+            self._reader(split)
+            .in_stored_order(positions[mine], counted=False)
+            .map(
+                lambda slot, position, image, label: {
+                    "image": preprocess(self._to_channels(image)),
+                    "label": label,
+                    "mask": tf.constant(1.0),
+                    "index": tf.cast(position, tf.int32),
+                },
+                num_parallel_calls=self.parallel,
+                deterministic=True,
+            )
         )
-        pad = (-(self._part_size(part) - self.skipped(part))) % global_batch
-        if pad:
-            # Built from the element spec: reading one element would leave the split's in-memory
-            # cache half-filled, and a concurrent reader can then see it as complete and empty.
+        if pad:  # built from the element spec, without reading an example
             blank = {k: tf.zeros(spec.shape, spec.dtype) for k, spec in ds.element_spec.items()}
             ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat(pad))
-        ds = self._local_slice(ds.enumerate(), local).map(lambda i, ex: ex)
         return ds.batch(local, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(_options())
 
     def eval_batches(self, global_batch: int, recipe_eval=None, minival: bool = False):

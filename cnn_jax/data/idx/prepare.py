@@ -14,6 +14,7 @@ import tensorflow_datasets as tfds
 
 from cnn_jax.data.idx.builders import BUILDERS
 from cnn_jax.data.idx.idx_files import ALL_FILES, missing_files
+from cnn_jax.data.records import PREPARED_FORMAT
 from cnn_jax.errors import UserError
 
 IDX_DATASETS = tuple(BUILDERS)
@@ -61,4 +62,4 @@ def prepare_from_idx(name: str, data_dir: str, idx_dir: str = "") -> None:
     problem = what_is_missing(folder)
     if problem:
         raise UserError(missing_files_message(name, problem))
-    BUILDERS[name](data_dir=data_dir, idx_folder=folder).download_and_prepare()
+    BUILDERS[name](data_dir=data_dir, idx_folder=folder).download_and_prepare(file_format=PREPARED_FORMAT)
