@@ -238,6 +238,10 @@ def _results(
         "eval_weights": eval_weights_name(run.state),
         "error": error,
         "skipped_corrupt": run.pipeline.skipped_corrupt(),
+        "train_access": run.pipeline.train_access(),
+        "train_examples_decoded": {
+            f"process {i}": n for i, n in enumerate(parallel.per_process(run.pipeline.decoded_train_examples()))
+        },
         **reported,
     }
 
@@ -384,7 +388,7 @@ def _loop(
     clock = preemption.CheckpointClock(cfg.get("checkpoint_every_minutes", 0.0))
     progress = Progress(total, start, int(cfg.batch_size), bool(cfg.progress_bar))
     metrics = jax.device_put(zero_train_metrics(), repl)
-    batches = parallel.prefetch_to_mesh(run.pipeline.train_batches(start), run.mesh)
+    batches = parallel.prefetch_to_mesh(run.pipeline.train_batches(start, total), run.mesh)
     last_val, last_minival, last_good_ckpt = None, None, ckpts.steps()[-1] if ckpts.steps() else None
     train_time, trained_images, wall0 = 0.0, 0, time.perf_counter()
     t0 = time.perf_counter()

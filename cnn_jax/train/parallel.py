@@ -69,6 +69,15 @@ def to_global(batch: dict, mesh: Mesh) -> dict:
     return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
 
 
+def per_process(value: int) -> list:
+    """An int of every process, in process order. A collective: every process must call it."""
+    if jax.process_count() == 1:
+        return [int(value)]
+    from jax.experimental import multihost_utils
+
+    return [int(v) for v in np.asarray(multihost_utils.process_allgather(np.int32(value))).ravel()]
+
+
 def prefetch_to_mesh(batches, mesh: Mesh, depth: int = 2):
     """Keep `depth` batches already transferred, so the copy overlaps the step."""
     queue = []
