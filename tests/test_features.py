@@ -37,8 +37,10 @@ def digits_test_split(data_dir):
 
     import cnn_jax.data.digits  # noqa: F401  (registers the builder)
 
-    ds = tfds.load("digits", split="test", data_dir=data_dir, as_supervised=True, shuffle_files=False)
-    images, labels = zip(*tfds.as_numpy(ds))
+    builder = tfds.builder("digits", data_dir=data_dir)
+    builder.download_and_prepare()
+    # In stored order, by position (ArrayRecord, which this TFDS reads through a data source).
+    images, labels = zip(*((ex["image"], ex["label"]) for ex in builder.as_data_source("test")))
     return np.stack(images).astype(np.float32) / 255.0, np.array(labels)
 
 

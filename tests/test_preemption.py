@@ -140,6 +140,15 @@ def test_sigterm_to_one_of_two_processes_stops_both_at_one_step_and_they_resume_
 
 
 def test_stop_signals_a_repeated_sigterm_is_ignored_and_a_second_ctrl_c_aborts():
+    # Python's own Ctrl-C handler, as in `cnn-jax`; pytest-xdist's workers start with SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _check_stop_signals()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _check_stop_signals():
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     with preemption.StopSignals(0) as stop:
         assert not stop.reached(1)
