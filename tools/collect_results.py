@@ -42,7 +42,13 @@ def keep_unfinished(run: pathlib.Path, target: pathlib.Path):
     for name in ("config.json", "metrics.jsonl", "train.log"):
         if (run / name).exists():
             shutil.copy2(run / name, target / name)
-    shutil.copytree(run / "checkpoints" / str(steps[-1]), target / "checkpoints" / str(steps[-1]))
+    # Orbax's commit_success.txt markers name the machine's absolute path; a local restore does
+    # not read them.
+    shutil.copytree(
+        run / "checkpoints" / str(steps[-1]),
+        target / "checkpoints" / str(steps[-1]),
+        ignore=shutil.ignore_patterns("commit_success.txt"),
+    )
     return steps[-1]
 
 
