@@ -18,6 +18,7 @@ import keras  # noqa: E402  (a test dependency: pyproject's `test` extra)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from cnn_jax.weights import keras_files  # noqa: E402
 from cnn_jax.weights import keras_import as ki  # noqa: E402
 
 RTOL = 1e-4
@@ -144,7 +145,7 @@ def test_saved_files_with_other_class_counts(tmp_path, suffix):
         suffix
     ]
     save(path)
-    assert ki.saved_num_classes(path) == 10
+    assert keras_files.saved_num_classes(path) == 10
     module, from_file = ki.load_keras_weights("mobilenet_v1", path)
     assert module.num_classes == 10 and same_tree(from_file, live)
 

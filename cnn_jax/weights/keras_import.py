@@ -23,14 +23,11 @@ one tensor of its shape, and that Keras's BatchNorm epsilon is ours; anything
 else is an error that names the missing, extra or misshapen tensors.
 
 Keras is imported only when a file is given (a live model brings its own); any
-Keras backend works.
+Keras backend works. Files are read by `keras_files`.
 """
 
-import json
 import os
-import pathlib
 import re
-import zipfile
 from typing import NamedTuple
 
 import jax
@@ -41,6 +38,7 @@ from flax import traverse_util
 from cnn_jax.errors import UserError
 from cnn_jax.models.registry import create_model, get_spec
 from cnn_jax.weights.keras_maps import KERAS_MODELS, FamilyMap
+from cnn_jax.weights.listing import MAX_LISTED, listing
 
 # Keras layer class -> the kind of module that receives it (None: ours has two modules).
 KERAS_KINDS = {
@@ -64,7 +62,6 @@ BN_LEAVES = {
     "moving_mean": ("batch_stats", "mean"),
     "moving_variance": ("batch_stats", "var"),
 }
-MAX_LISTED = 8  # names listed per problem in an error
 
 
 class KerasImportError(UserError):
@@ -214,7 +211,7 @@ def pair_layers(keras: list, ours: list, family: FamilyMap) -> tuple:
         if theirs and len(theirs) != len(free):
             problems.append(
                 f"Keras has {len(theirs)} unnamed {kind} layers for our "
-                f"{len(free)} unclaimed {kind} modules ({_listing(free)})"
+                f"{len(free)} unclaimed {kind} modules ({listing(free)})"
             )
             continue
         pairs += list(zip(theirs, free))
@@ -298,14 +295,9 @@ def assemble(pairs: list, ours: list, family: FamilyMap) -> tuple:
             problems.append(f"extra: {t.source} has no BatchNorm mean to fold into at {bn}")
     missing = sorted("/".join(key) for key in shapes if key not in filled)
     if missing:
-        problems.append(f"missing: {len(missing)} of ours received nothing ({_listing(missing)})")
+        problems.append(f"missing: {len(missing)} of ours received nothing ({listing(missing)})")
     flat = {(c, *path.split("/"), leaf): value for (c, path, leaf), value in filled.items()}
     return flat, problems
-
-
-def _listing(names: list) -> str:
-    more = len(names) - MAX_LISTED
-    return ", ".join(names[:MAX_LISTED]) + (f", and {more} more" if more > 0 else "")
 
 
 def convert_keras_layers(model_name: str, layers: list, **model_kwargs) -> tuple:
@@ -338,6 +330,8 @@ def load_keras_weights(model_name: str, source, **model_kwargs) -> tuple:
     """
     _keras_model(model_name)
     if isinstance(source, (str, os.PathLike)):
+        from cnn_jax.weights.keras_files import keras_model_from_file  # keras_files imports this module
+
         source = keras_model_from_file(model_name, source, model_kwargs.get("num_classes"))
     shape = tuple(source.output_shape)
     if len(shape) != 2:
@@ -347,78 +341,3 @@ def load_keras_weights(model_name: str, source, **model_kwargs) -> tuple:
         )
     model_kwargs.setdefault("num_classes", int(shape[-1]))
     return convert_keras_layers(model_name, keras_layers(source), **model_kwargs)
-
-
-# ----------------------------------------------------------------------------- files
-
-
-def keras_model_from_file(model_name: str, path, num_classes: int | None = None):
-    """The Keras application for `model_name` with the weights of a saved file."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise KerasImportError(
-            f"No Keras weights file at {path}; give the path of a `.weights.h5`, `.keras` or `.h5` file."
-        )
-    if path.suffix not in (".h5", ".keras"):
-        raise KerasImportError(
-            f"{path.name} is not a Keras weights file; Keras saves them as `.weights.h5`, `.keras` or (Keras 2) `.h5`."
-        )
-    try:
-        import keras
-    except ImportError:
-        raise KerasImportError(
-            "Loading a Keras file needs Keras 3: `pip install keras h5py`, or pass a live keras.Model."
-        ) from None
-    classes = num_classes or saved_num_classes(path) or 1000
-    build = getattr(keras.applications, keras_application(model_name))
-    # Keras would draw a random value for every variable (on JAX, one XLA compile per
-    # shape: ~10 s a model) only for load_weights to overwrite it; a StatelessScope
-    # defers those initialisations, and load_weights assigns every variable.
-    with keras.StatelessScope():
-        model = build(weights=None, classes=classes, classifier_activation=None)
-    try:
-        model.load_weights(str(path))
-    except (ValueError, KeyError, OSError) as e:
-        raise KerasImportError(
-            f"{path.name} does not hold keras.applications."
-            f"{keras_application(model_name)} weights with {classes} classes "
-            f"(pass num_classes= if it has another count): {e}"
-        ) from None
-    return model
-
-
-def saved_num_classes(path: pathlib.Path) -> int | None:
-    """The class count of a saved Keras application's classifier, None if not found."""
-    if path.suffix == ".keras":
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-        for layer in config.get("config", {}).get("layers", []):
-            units = layer.get("config", {}).get("units") or layer.get("config", {}).get("filters")
-            if layer.get("name") in ("predictions", "conv_preds") and units:
-                return int(units)
-        return None
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        if "layers" in f:
-            # Keras 3 names groups by class and creation count: the classifier is the
-            # last Dense (or MobileNet's last Conv2D); its vars/1 is the bias.
-            groups = f["layers"]
-            for prefix in ("dense", "conv2d"):
-                counters = {int(m[1] or 0): n for n in groups if (m := re.fullmatch(rf"{prefix}(?:_(\d+))?", n))}
-                if counters:
-                    bias = groups[counters[max(counters)]].get("vars/1")
-                    return None if bias is None else int(bias.shape[0])
-            return None
-        root = f.get("model_weights", f)  # Keras 2: groups named like the layers
-        for name in ("predictions", "conv_preds"):  # MobileNet's "predictions" has no weights
-            found = []
-            if name in root:
-                root[name].visititems(
-                    lambda n, d, found=found: (
-                        found.append(d.shape) if hasattr(d, "shape") and len(d.shape) == 1 else None
-                    )
-                )
-            if found:
-                return int(found[0][0])
-    return None
