@@ -21,7 +21,9 @@ def root():
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
     """A TFDS data directory with `digits` prepared once per pytest run (shared by xdist workers)."""
-    shared = tmp_path_factory.getbasetemp().parent / "tfds"
+    # xdist workers' base directories share the run's directory; a run without xdist has its own.
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tfds"
     from cnn_jax.data.datasets import open_source
 
     open_source("digits", str(shared))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 from helpers import digits_config, metrics
+from processes import distributed, finished, free_port, train
 
 from cnn_jax.data.datasets import open_source
 from cnn_jax.data.minival import minival_positions
@@ -178,62 +179,16 @@ def test_eval_step_best_without_minival_says_what_to_do(run_without_minival, cap
     assert "--config.data.minival_size=N" in line
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _train_process(args, devices: int, root):
-    import os
-    import subprocess
-    import sys
-
-    env = {
-        **os.environ,
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-        "CNN_JAX_COMPILATION_CACHE": "0",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "cnn_jax", "train", *map(str, args)],
-        env=env,
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 @pytest.mark.slow
 def test_two_processes_write_the_single_process_predictions_once(tmp_path, data_dir, root):
     # Each process feeds its slice of every batch; the prediction step's outputs are gathered
     # onto every device, and process 0 alone writes the file.
     args = [*LENET, "--config.num_train_steps=10", "--config.eval_every_steps=10", "--config.data.minival_size=96"]
-    single = _train_process([*args, "--workdir", tmp_path / "single"], 2, root)
-    port = _free_port()
-    procs = [
-        _train_process(
-            [
-                *args,
-                "--workdir",
-                tmp_path / "multi",
-                "--coordinator",
-                f"127.0.0.1:{port}",
-                "--num-processes",
-                "2",
-                "--process-id",
-                str(i),
-            ],
-            1,
-            root,
-        )
-        for i in range(2)
-    ]
-    outs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    assert single.wait(timeout=300) == 0, single.stdout.read()
+    single = train([*args, "--workdir", tmp_path / "single"], root, devices=2)
+    port = free_port()
+    procs = [train([*args, "--workdir", tmp_path / "multi", *distributed(i, port)], root) for i in range(2)]
+    for p in [*procs, single]:
+        finished(p, timeout=300)
     one, two = (predictions.read(tmp_path / d / "predictions_center.npz") for d in ("single", "multi"))
     assert set(one) == set(two) and all(np.array_equal(one[k], two[k]) for k in one)
     res = _results(tmp_path / "multi")

@@ -3,20 +3,15 @@
 The order computed from the positions alone is the order of shuffling the decoded examples; the
 processes' slots are disjoint and make the epoch; a process decodes its share only, by position
 (ArrayRecord) or from a stream of encoded records (TFRecord), and both give the batches that
-shuffling the decoded examples gives; a resumed epoch decodes nothing before its resume point; two
-real processes each decode half of what one process does and train LeNet-5 to the same parameters."""
-
-import json
-import os
-import socket
-import subprocess
-import sys
+shuffling the decoded examples gives; a resumed epoch decodes nothing before its resume point.
+Two real processes, each decoding half of what one process does, are tested in
+tests/test_resume_multiprocess.py."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from helpers import digits_config, final_params, max_abs_diff
+from helpers import digits_config
 
 from cnn_jax.data.datasets import open_source
 from cnn_jax.data.minival import in_minival, keep_part
@@ -155,44 +150,3 @@ def test_an_image_folder_is_read_by_position_in_tfds_order(tmp_path):
     for (image, label), got_image, got_label in zip(stored, images, labels):
         np.testing.assert_array_equal(image, got_image)
         assert label == got_label
-
-
-# ---- real processes ---------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _train(args, root, devices: int = 1) -> subprocess.Popen:
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-    env["CNN_JAX_COMPILATION_CACHE"] = "0"
-    command = [sys.executable, "-m", "cnn_jax", "train", *map(str, args)]
-    return subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _finished(proc) -> None:
-    out = proc.communicate(timeout=600)[0]
-    assert proc.returncode == 0, out[-3000:]
-
-
-def test_two_real_processes_decode_half_each_and_train_as_one(formats, tmp_path, root):
-    # One process of two devices against two processes of one device each: the same mesh and program.
-    # XLA's convolutions, for rounding that does not depend on the threads per device.
-    steps = 12
-    data_dir = formats["array_record"].builder.data_dir_root
-    args = ["--config", "configs/lenet5.py", f"--config.num_train_steps={steps}", f"--config.data_dir={data_dir}"]
-    args += ["--config.conv_impl=xla", "--config.progress_bar=False"]
-    single = _train([*args, "--workdir", tmp_path / "single"], root, devices=2)
-    port = _free_port()
-    distributed = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
-    procs = [_train([*args, "--workdir", tmp_path / "multi", *distributed, "--process-id", i], root) for i in (0, 1)]
-    for p in [*procs, single]:
-        _finished(p)
-    one, two = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("single", "multi"))
-    assert one["train_examples_decoded"] == {"process 0": steps * 32}
-    assert two["train_examples_decoded"] == {"process 0": steps * 16, "process 1": steps * 16}
-    assert two["train_access"] == "random" and (two["processes"], two["eval_examples"]) == (2, 300)
-    assert max_abs_diff(final_params(tmp_path / "single"), final_params(tmp_path / "multi")) <= 1e-6

@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import run_cli
 from helpers import final_state, max_abs_diff, max_state_diffs
-from test_resume_multiprocess import _checkpoint_steps, _finished, _free_port, _logged_steps, _popen, _train
+from processes import checkpoint_steps, distributed, finished, free_port, logged_steps, python, train
 
 from cnn_jax.train import preemption
 
@@ -75,17 +75,13 @@ cli.main(sys.argv[3:])
 def uninterrupted(tmp_path_factory, data_dir, root):
     """The final state of the run trained without a stop: one process of two devices."""
     workdir = tmp_path_factory.mktemp("uninterrupted")
-    _finished(_train([*ARGS, "--workdir", workdir], root, devices=2))
+    finished(train([*ARGS, "--workdir", workdir], root, devices=2))
     return final_state(workdir)
-
-
-def _distributed(i: int, port: int) -> list:
-    return ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", i]
 
 
 def _wait_for_pause(procs, workdir, timeout=600) -> None:
     deadline = time.time() + timeout
-    while PAUSE not in _logged_steps(workdir):
+    while PAUSE not in logged_steps(workdir):
         assert all(p.poll() is None for p in procs), [p.stdout.read()[-3000:] for p in procs]
         assert time.time() < deadline, "the run did not reach its step"
         time.sleep(0.1)
@@ -99,7 +95,7 @@ def _assert_preempted(procs, workdir, saved: list) -> None:
         assert f"at step {STOPPED} of {TOTAL} with its checkpoint saved" in out
     results = json.loads((workdir / "results.json").read_text())
     assert (results["status"], results["steps"], results["top1"]) == ("preempted", STOPPED, None)
-    assert _checkpoint_steps(workdir) == saved and max(_logged_steps(workdir)) == STOPPED
+    assert checkpoint_steps(workdir) == saved and max(logged_steps(workdir)) == STOPPED
 
 
 def _assert_resumed_exactly(workdir, uninterrupted, out: str) -> None:
@@ -114,28 +110,28 @@ def _assert_resumed_exactly(workdir, uninterrupted, out: str) -> None:
 def test_sigterm_to_one_process_saves_its_step_and_the_same_command_resumes_exactly(tmp_path, root, uninterrupted):
     assert STOPPED % STEPS_PER_EPOCH and STOPPED % EVERY and STOPPED < TOTAL
     workdir = tmp_path / "w"
-    victim = _popen(["-c", PAUSING, PAUSE, 0, "train", *ARGS, "--workdir", workdir], 2, root)
+    victim = python(["-c", PAUSING, PAUSE, 0, "train", *ARGS, "--workdir", workdir], root, 2)
     _wait_for_pause([victim], workdir)
     victim.send_signal(signal.SIGTERM)
     _assert_preempted([victim], workdir, [EVERY, STOPPED])
-    out = _finished(_train([*ARGS, "--workdir", workdir], root, devices=2))
+    out = finished(train([*ARGS, "--workdir", workdir], root, devices=2))
     _assert_resumed_exactly(workdir, uninterrupted, out)
 
 
 def test_sigterm_to_one_of_two_processes_stops_both_at_one_step_and_they_resume_exactly(tmp_path, root, uninterrupted):
-    workdir, port = tmp_path / "w", _free_port()
+    workdir, port = tmp_path / "w", free_port()
     # Time-based checkpoints as well: both processes must save the step process 0's clock chose.
     stopping = [*ARGS, "--config.checkpoint_every_minutes=1", "--workdir", workdir]
     procs = [
-        _popen(["-c", PAUSING, PAUSE, CLOCK_JUMPS_AFTER, "train", *stopping, *_distributed(i, port)], 1, root)
+        python(["-c", PAUSING, PAUSE, CLOCK_JUMPS_AFTER, "train", *stopping, *distributed(i, port)], root)
         for i in range(2)
     ]
     _wait_for_pause(procs, workdir)
     procs[1].send_signal(signal.SIGTERM)  # process 0, the coordinator, hears of it from JAX's service
     _assert_preempted(procs, workdir, [EVERY, ON_THE_CLOCK, STOPPED])
-    port = _free_port()
-    procs = [_train([*ARGS, "--workdir", workdir, *_distributed(i, port)], root) for i in range(2)]
-    out = [_finished(p) for p in procs][0]
+    port = free_port()
+    procs = [train([*ARGS, "--workdir", workdir, *distributed(i, port)], root) for i in range(2)]
+    out = [finished(p) for p in procs][0]
     _assert_resumed_exactly(workdir, uninterrupted, out)
 
 
@@ -172,12 +168,12 @@ def _check_stop_signals():
 
 def test_a_preempted_run_does_not_overwrite_a_completed_result(tmp_path):
     from cnn_jax.config import base_config
-    from cnn_jax.train import loop
+    from cnn_jax.train import run_record
 
     results = tmp_path / "results.json"
     for before, after in [({"status": "completed", "top1": 0.9}, "completed"), ({"status": "failed"}, "preempted")]:
         results.write_text(json.dumps(before))
-        loop._record_failure(results, base_config(), preemption.Preempted(3, 9, "SIGTERM"), "preempted", steps=3)
+        run_record.record_failure(results, base_config(), preemption.Preempted(3, 9, "SIGTERM"), "preempted", steps=3)
         assert json.loads(results.read_text())["status"] == after
 
 
@@ -185,7 +181,7 @@ def _steps_saved_with_a_clock_that_jumps_a_minute_after_step_5(minutes, tmp_path
     """Checkpoint every 4 steps of 8, with a clock that stands still until step 5 is logged and
     is 61 seconds later from then on."""
     workdir = tmp_path / f"minutes_{minutes}"
-    monkeypatch.setattr(preemption, "now", lambda: 61.0 if 5 in _logged_steps(workdir) else 0.0)
+    monkeypatch.setattr(preemption, "now", lambda: 61.0 if 5 in logged_steps(workdir) else 0.0)
     args = [
         "train",
         "--config",
@@ -201,7 +197,7 @@ def _steps_saved_with_a_clock_that_jumps_a_minute_after_step_5(minutes, tmp_path
         workdir,
     ]
     assert run_cli(args)[0] == 0
-    return _checkpoint_steps(workdir)
+    return checkpoint_steps(workdir)
 
 
 def test_checkpoint_every_minutes_saves_between_step_checkpoints(tmp_path, data_dir, monkeypatch):

@@ -2,17 +2,14 @@
 every_part.py: BatchNorm statistics, dropout, random crops and flips, a weight average,
 warm-up then cosine decay): a run killed with SIGKILL mid-epoch and restarted with the same
 command ends where an uninterrupted run ends, and two processes (jax.distributed on
-localhost) train like one."""
+localhost), each decoding only its half of every batch, train like one."""
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 from helpers import every_train_loss, final_state, initial_state, max_abs_diff, max_state_diffs, train_losses
+from processes import checkpoint_steps, distributed, finished, free_port, logged_steps, python, train
 
 EVERY_PART = ["--config", "tests/configs/every_part.py"]
 STEPS_PER_EPOCH = 46  # 1,497 digits at batch 32
@@ -38,47 +35,10 @@ cli.main(sys.argv[2:])
 """
 
 
-def _env(devices: int) -> dict:
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    env["CNN_JAX_COMPILATION_CACHE"] = "0"
-    return env
-
-
-def _popen(command, devices, root):
-    return subprocess.Popen(
-        [sys.executable, *map(str, command)],
-        env=_env(devices),
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _train(args, root, devices=1):
-    return _popen(["-m", "cnn_jax", "train", *args], devices, root)
-
-
-def _finished(proc, timeout=600) -> str:
-    out = proc.communicate(timeout=timeout)[0]
-    assert proc.returncode == 0, out[-3000:]
-    return out
-
-
-def _checkpoint_steps(workdir) -> list:
-    d = workdir / "checkpoints"
-    return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.exists() else []
-
-
-def _logged_steps(workdir) -> list:
-    return [s for s, _ in every_train_loss(workdir)] if (workdir / "metrics.jsonl").exists() else []
-
-
 def _kill_when_stopped(victim, workdir, timeout=600) -> None:
     """SIGKILL the victim once it has logged KILLED_AFTER and its checkpoint LAST_CHECKPOINT is complete."""
     deadline = time.time() + timeout
-    while not (KILLED_AFTER in _logged_steps(workdir) and LAST_CHECKPOINT in _checkpoint_steps(workdir)):
+    while not (KILLED_AFTER in logged_steps(workdir) and LAST_CHECKPOINT in checkpoint_steps(workdir)):
         assert victim.poll() is None, victim.stdout.read()[-3000:]
         assert time.time() < deadline, "the victim did not reach its step"
         time.sleep(0.1)
@@ -97,13 +57,13 @@ def _assert_trained(workdir) -> None:
 def test_sigkill_mid_epoch_then_same_command_reaches_the_uninterrupted_state(tmp_path, data_dir, root):
     assert KILLED_AFTER % STEPS_PER_EPOCH and KILLED_AFTER % EVERY  # neither an epoch's end nor a checkpoint
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    reference = _train([*RESUME, "--workdir", straight], root)
-    victim = _popen(["-c", STOPPING, KILLED_AFTER, "train", *RESUME, "--workdir", killed], 1, root)
+    reference = train([*RESUME, "--workdir", straight], root)
+    victim = python(["-c", STOPPING, KILLED_AFTER, "train", *RESUME, "--workdir", killed], root)
     _kill_when_stopped(victim, killed)
-    assert max(_checkpoint_steps(killed)) == LAST_CHECKPOINT and max(_logged_steps(killed)) == KILLED_AFTER
-    out = _finished(_train([*RESUME, "--workdir", killed], root))
+    assert max(checkpoint_steps(killed)) == LAST_CHECKPOINT and max(logged_steps(killed)) == KILLED_AFTER
+    out = finished(train([*RESUME, "--workdir", killed], root))
     assert f"from step {LAST_CHECKPOINT}" in out
-    _finished(reference)
+    finished(reference)
     # Same data order, augmentation, dropout masks and compiled program: the same state and losses.
     diffs = max_state_diffs(final_state(straight), final_state(killed))
     assert all(d <= 1e-6 for d in diffs.values()), diffs
@@ -117,12 +77,6 @@ def test_sigkill_mid_epoch_then_same_command_reaches_the_uninterrupted_state(tmp
     assert results[0]["top1"] == results[1]["top1"] and results[1]["status"] == "completed"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_reach_the_single_process_state(tmp_path, data_dir, root):
     # Two processes of one device each against one process of two devices: the same mesh and
     # program, each process feeding half of every global batch. XLA's convolutions: oneDNN's
@@ -131,32 +85,19 @@ def test_two_processes_reach_the_single_process_state(tmp_path, data_dir, root):
     # difference step after step (tests/test_train_loop.py). The reference runs in a process of
     # its own: this one's 8 emulated devices change XLA's rounding too.
     args = [*EVERY_PART, "--config.num_train_steps=12", "--config.checkpoint_every_steps=12", "--config.conv_impl=xla"]
-    single = _train([*args, "--workdir", tmp_path / "single"], root, devices=2)
-    port = _free_port()
-    procs = [
-        _train(
-            [
-                *args,
-                "--workdir",
-                tmp_path / "multi",
-                "--coordinator",
-                f"127.0.0.1:{port}",
-                "--num-processes",
-                "2",
-                "--process-id",
-                i,
-            ],
-            root,
-        )
-        for i in range(2)
-    ]
+    single = train([*args, "--workdir", tmp_path / "single"], root, devices=2)
+    port = free_port()
+    procs = [train([*args, "--workdir", tmp_path / "multi", *distributed(i, port)], root) for i in range(2)]
     for p in [*procs, single]:
-        _finished(p)
+        finished(p)
     diffs = max_state_diffs(final_state(tmp_path / "single"), final_state(tmp_path / "multi"))
     assert all(d <= 1e-6 for d in diffs.values()), diffs  # measured: 0 (the same rounding throughout)
     _assert_trained(tmp_path / "multi")
     one, two = train_losses(tmp_path / "single"), train_losses(tmp_path / "multi")
     assert sorted(one) == sorted(two) == list(range(1, 13))
     assert max(abs(one[s] - two[s]) for s in one) <= 1e-6
-    res = json.loads((tmp_path / "multi" / "results.json").read_text())
-    assert (res["processes"], res["devices"], res["eval_examples"]) == (2, 2, 300)
+    # Each process reads by position and decodes only its half of every batch.
+    one, two = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("single", "multi"))
+    assert one["train_examples_decoded"] == {"process 0": 12 * 32}
+    assert two["train_examples_decoded"] == {"process 0": 12 * 16, "process 1": 12 * 16}
+    assert (two["train_access"], two["processes"], two["devices"], two["eval_examples"]) == ("random", 2, 2, 300)

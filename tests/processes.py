@@ -1,0 +1,62 @@
+"""Real `cnn-jax` processes for the tests: started on emulated CPU devices, several joined
+through jax.distributed on localhost, and what their workdirs hold while they run."""
+
+import os
+import socket
+import subprocess
+import sys
+
+from helpers import every_train_loss
+
+
+def env(devices: int) -> dict:
+    """This environment with `devices` emulated CPU devices and no compilation cache, which
+    processes started at once would share."""
+    return {
+        **os.environ,
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "CNN_JAX_COMPILATION_CACHE": "0",
+    }
+
+
+def python(command, root, devices: int = 1) -> subprocess.Popen:
+    """`python COMMAND` in the repository's root, its output and errors in one text stream."""
+    return subprocess.Popen(
+        [sys.executable, *map(str, command)],
+        env=env(devices),
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def train(args, root, devices: int = 1) -> subprocess.Popen:
+    return python(["-m", "cnn_jax", "train", *args], root, devices)
+
+
+def finished(proc, timeout: float = 600) -> str:
+    """The process's output, once it has exited with status 0."""
+    out = proc.communicate(timeout=timeout)[0]
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def distributed(process_id: int, port: int, processes: int = 2) -> list:
+    """The flags that make a run process `process_id` of `processes` on localhost."""
+    return ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(processes), "--process-id", str(process_id)]
+
+
+def checkpoint_steps(workdir) -> list:
+    d = workdir / "checkpoints"
+    return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.exists() else []
+
+
+def logged_steps(workdir) -> list:
+    return [s for s, _ in every_train_loss(workdir)] if (workdir / "metrics.jsonl").exists() else []
