@@ -18,15 +18,14 @@ import jax
 import jax.numpy as jnp
 
 from cnn_jax import models
-from cnn_jax.config import config_differences, resolve_for_platform, to_dict
+from cnn_jax.config import flatten, resolve_for_platform, to_dict
 from cnn_jax.data.datasets import open_source
 from cnn_jax.data.pipeline import Pipeline, Sharding, steps_per_epoch
 from cnn_jax.errors import TrainingDiverged, UserError
 from cnn_jax.layers import impls
-from cnn_jax.report.summary import summarize
-from cnn_jax.train import accumulate, parallel, predictions, preemption, selection
+from cnn_jax.train import accumulate, parallel, predictions, preemption, run_record, selection
 from cnn_jax.train.checkpoint import Checkpoints
-from cnn_jax.train.ema import eval_weights_name, init_ema
+from cnn_jax.train.ema import init_ema
 from cnn_jax.train.optim import base_learning_rate, learning_rate_schedule, make_optimizer
 from cnn_jax.train.reporting import MetricsWriter, Progress, setup_logging, write_json_atomic
 from cnn_jax.train.state import create_state
@@ -186,66 +185,6 @@ def evaluate(
     return result
 
 
-def _check_workdir(workdir: pathlib.Path, resolved: dict, allow_change: bool) -> None:
-    saved = workdir / "config.json"
-    if not saved.exists():
-        return
-    diff = config_differences(json.loads(saved.read_text()), resolved)
-    if diff and not allow_change:
-        raise UserError(
-            f"Workdir {workdir} holds a run of a different config (differs in "
-            f"{', '.join(diff[:5])}{'...' if len(diff) > 5 else ''}); use a new --workdir, "
-            "or pass --allow-config-change to continue it with the new config."
-        )
-
-
-def _results(
-    run: Run,
-    status: str,
-    step: int,
-    val: dict | None,
-    wall: float,
-    images_per_s: float,
-    ckpts: Checkpoints,
-    reported: dict,
-    error: str = "",
-) -> dict:
-    s = summarize(run.model, run.input_shape)
-    return {
-        "model": run.config.model,
-        "dataset": run.config.dataset,
-        "params": s.total_params,
-        "macs": s.total_macs,
-        "input_size": run.pipeline.size,
-        "top1": val["top1"] if val else None,
-        "top5": val["top5"] if val else None,
-        "eval_examples": val["count"] if val else 0,
-        "steps": int(step),
-        "total_steps": run.total_steps,
-        "epochs": step / run.steps_per_epoch,
-        "wall_time_s": wall,
-        "images_per_s": images_per_s,
-        "devices": int(run.mesh.devices.size),
-        "processes": jax.process_count(),
-        "device_kind": jax.devices()[0].device_kind,
-        "eval_protocol": "center",
-        "status": status,
-        "best_step": ckpts.best_step(),
-        "batch_size": int(run.config.batch_size),
-        "grad_accum_steps": accumulate.steps_of(run.config),
-        "dtype": run.config.dtype,
-        "base_lr": base_learning_rate(run.config),
-        "eval_weights": eval_weights_name(run.state),
-        "error": error,
-        "skipped_corrupt": run.pipeline.skipped_corrupt(),
-        "train_access": run.pipeline.train_access(),
-        "train_examples_decoded": {
-            f"process {i}": n for i, n in enumerate(parallel.per_process(run.pipeline.decoded_train_examples()))
-        },
-        **reported,
-    }
-
-
 def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_devices: int = 0, on_eval=None) -> dict:
     """Train (or resume) the run in `workdir` and evaluate it. `on_eval(step, evaluations)`, if
     given, is called after each evaluation and its checkpoint with {"val": the reported split's
@@ -256,7 +195,7 @@ def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_d
     workdir.mkdir(parents=True, exist_ok=True)
     setup_logging(workdir)
     resolved = to_dict(resolve_for_platform(config, jax.default_backend()))
-    _check_workdir(workdir, resolved, allow_config_change)
+    run_record.check_workdir(workdir, resolved, allow_config_change)
     run = build_run(config, num_devices)
     ckpts = Checkpoints(
         workdir / "checkpoints", int(config.keep_checkpoints), keep_best=selection.minival_size(config) > 0
@@ -276,7 +215,7 @@ def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_d
     write_json_atomic(workdir / "config.json", resolved)
     writer = MetricsWriter(workdir)
     if start == 0:
-        writer.write_hparams(_flat_hparams(resolved))
+        writer.write_hparams(flatten(resolved))
     try:
         with preemption.StopSignals(start) as stop:
             return _loop(
@@ -284,38 +223,16 @@ def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_d
             )
     except preemption.Preempted as e:
         logging.warning("%s", e)
-        _record_failure(results_file, config, e, status="preempted", steps=e.step, total_steps=run.total_steps)
+        run_record.record_failure(
+            results_file, config, e, status="preempted", steps=e.step, total_steps=run.total_steps
+        )
         raise
     except Exception as e:
-        _record_failure(results_file, config, e)
+        run_record.record_failure(results_file, config, e)
         raise
     finally:
         ckpts.close()
         writer.close()
-
-
-def _record_failure(results_file: pathlib.Path, config, error: BaseException, status="failed", **fields) -> None:
-    """Note a failed (or preempted) run in results.json, unless that file already holds a completed result."""
-    if results_file.exists() and json.loads(results_file.read_text()).get("status") == "completed":
-        return
-    write_json_atomic(
-        results_file,
-        {
-            "model": config.model,
-            "dataset": config.dataset,
-            "status": status,
-            "error": str(error),
-            "top1": None,
-            "top5": None,
-            **fields,
-        },
-    )
-
-
-def _flat_hparams(resolved: dict) -> dict:
-    from cnn_jax.config import flatten
-
-    return flatten(resolved)
 
 
 def _evaluate_both(run: Run, state, eval_step, predict_step=None) -> tuple:
@@ -463,7 +380,9 @@ def _loop(
         "predictions": {"center": file},
     }
     images_per_s = trained_images / train_time if train_time > 0 else 0.0
-    result = _results(run, "completed", total, reported, time.perf_counter() - wall0, images_per_s, ckpts, fields)
+    result = run_record.completed_results(
+        run, "completed", total, reported, time.perf_counter() - wall0, images_per_s, ckpts, fields
+    )
     write_json_atomic(pathlib.Path(workdir) / "results.json", result)
     logging.info(
         "finished %s: top1=%.4f top5=%.4f (%s checkpoint, step %d)",
