@@ -57,11 +57,14 @@ def _assert_trained(workdir) -> None:
 def test_sigkill_mid_epoch_then_same_command_reaches_the_uninterrupted_state(tmp_path, data_dir, root):
     assert KILLED_AFTER % STEPS_PER_EPOCH and KILLED_AFTER % EVERY  # neither an epoch's end nor a checkpoint
     straight, killed = tmp_path / "straight", tmp_path / "killed"
+    # The victim and its resumption share a compilation cache, as a user's runs do; the
+    # reference compiles its own.
+    cache = tmp_path / "xla"
     reference = train([*RESUME, "--workdir", straight], root)
-    victim = python(["-c", STOPPING, KILLED_AFTER, "train", *RESUME, "--workdir", killed], root)
+    victim = python(["-c", STOPPING, KILLED_AFTER, "train", *RESUME, "--workdir", killed], root, cache=cache)
     _kill_when_stopped(victim, killed)
     assert max(checkpoint_steps(killed)) == LAST_CHECKPOINT and max(logged_steps(killed)) == KILLED_AFTER
-    out = finished(train([*RESUME, "--workdir", killed], root))
+    out = finished(train([*RESUME, "--workdir", killed], root, cache=cache))
     assert f"from step {LAST_CHECKPOINT}" in out
     finished(reference)
     # Same data order, augmentation, dropout masks and compiled program: the same state and losses.
