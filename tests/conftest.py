@@ -1,5 +1,5 @@
 """Set-up for every test: 8 emulated CPU devices (set before JAX is imported anywhere) and the
-run's compilation cache."""
+tests' compilation cache."""
 
 import os
 
@@ -8,27 +8,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import pathlib  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-# One compilation cache per test run, made by the first process (the xdist controller) and
-# shared by its workers and by the commands the tests run in-process or start: a run starts
-# cold, as on a fresh machine, and never reads or fills the user's cache. Processes that run
-# together on one program get their own cache or none (tests/processes.py).
-OWN_CACHE = "CNN_JAX_TEST_CACHE" not in os.environ
-if OWN_CACHE:
-    os.environ["CNN_JAX_TEST_CACHE"] = tempfile.mkdtemp(prefix="cnn_jax_test_xla_")
-os.environ["CNN_JAX_CACHE_DIR"] = os.environ["CNN_JAX_TEST_CACHE"]
-jax.config.update("jax_compilation_cache_dir", os.environ["CNN_JAX_TEST_CACHE"])
+# The tests' own persistent compilation cache, apart from the one runs use: shared by the xdist
+# workers and the commands the tests run in-process or start, kept between test runs (the first
+# run on a machine compiles every program; later runs load them). Processes that run together on
+# one program get their own cache or none (tests/processes.py). CNN_JAX_TEST_CACHE moves it.
+CACHE = os.environ.setdefault("CNN_JAX_TEST_CACHE", os.path.expanduser("~/.cache/cnn_jax/xla-tests"))
+os.environ["CNN_JAX_CACHE_DIR"] = CACHE
+jax.config.update("jax_compilation_cache_dir", CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-
-
-def pytest_unconfigure(config):
-    if OWN_CACHE:
-        shutil.rmtree(os.environ["CNN_JAX_TEST_CACHE"], ignore_errors=True)
 
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
