@@ -9,17 +9,17 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import pathlib  # noqa: E402
 
-import jax  # noqa: E402
 import pytest  # noqa: E402
 
+from cnn_jax import compilation_cache  # noqa: E402
+
 # The tests' own persistent compilation cache, apart from the one runs use: shared by the xdist
-# workers and the commands the tests run in-process or start, kept between test runs (the first
-# run on a machine compiles every program; later runs load them). Processes that run together on
-# one program get their own cache or none (tests/processes.py). CNN_JAX_TEST_CACHE moves it.
+# workers and every command the tests run in-process or start, kept between test runs (the first
+# run on a machine compiles every program; later runs load them). CNN_JAX_TEST_CACHE moves it.
 CACHE = os.environ.setdefault("CNN_JAX_TEST_CACHE", os.path.expanduser("~/.cache/cnn_jax/xla-tests"))
 os.environ["CNN_JAX_CACHE_DIR"] = CACHE
-jax.config.update("jax_compilation_cache_dir", CACHE)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+os.environ["CNN_JAX_COMPILATION_CACHE"] = "1"
+compilation_cache.enable(CACHE)
 
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

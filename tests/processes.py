@@ -9,24 +9,16 @@ import sys
 from helpers import every_train_loss
 
 
-def env(devices: int, cache=None) -> dict:
-    """This environment with `devices` emulated CPU devices, and the compilation cache in `cache`
-    or off. Processes that run one after another share a cache (a resumed run loads what the
-    interrupted one compiled, as it does by default); JAX writes its entries in place, so
-    processes started together never share one."""
-    return {
-        **os.environ,
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-        "CNN_JAX_COMPILATION_CACHE": "1" if cache else "0",
-        **({"CNN_JAX_CACHE_DIR": str(cache)} if cache else {}),
-    }
+def env(devices: int) -> dict:
+    """This environment (the tests' compilation cache included) with `devices` emulated CPU devices."""
+    return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
 
 
-def python(command, root, devices: int = 1, cache=None) -> subprocess.Popen:
+def python(command, root, devices: int = 1) -> subprocess.Popen:
     """`python COMMAND` in the repository's root, its output and errors in one text stream."""
     return subprocess.Popen(
         [sys.executable, *map(str, command)],
-        env=env(devices, cache),
+        env=env(devices),
         cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -34,8 +26,8 @@ def python(command, root, devices: int = 1, cache=None) -> subprocess.Popen:
     )
 
 
-def train(args, root, devices: int = 1, cache=None) -> subprocess.Popen:
-    return python(["-m", "cnn_jax", "train", *args], root, devices, cache)
+def train(args, root, devices: int = 1) -> subprocess.Popen:
+    return python(["-m", "cnn_jax", "train", *args], root, devices)
 
 
 def finished(proc, timeout: float = 600) -> str:

@@ -72,17 +72,10 @@ cli.main(sys.argv[3:])
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
-    """The compilation cache of the one-process runs, which run one after another: the stopped
-    and resumed runs load what the uninterrupted run compiled, as a user's runs do."""
-    return tmp_path_factory.mktemp("xla")
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, data_dir, root, compiled):
+def uninterrupted(tmp_path_factory, data_dir, root):
     """The final state of the run trained without a stop: one process of two devices."""
     workdir = tmp_path_factory.mktemp("uninterrupted")
-    finished(train([*ARGS, "--workdir", workdir], root, devices=2, cache=compiled))
+    finished(train([*ARGS, "--workdir", workdir], root, devices=2))
     return final_state(workdir)
 
 
@@ -114,16 +107,14 @@ def _assert_resumed_exactly(workdir, uninterrupted, out: str) -> None:
     assert max_abs_diff(resumed["params"], final_state(workdir, STOPPED)["params"]) > 1e-3  # it trained on
 
 
-def test_sigterm_to_one_process_saves_its_step_and_the_same_command_resumes_exactly(
-    tmp_path, root, uninterrupted, compiled
-):
+def test_sigterm_to_one_process_saves_its_step_and_the_same_command_resumes_exactly(tmp_path, root, uninterrupted):
     assert STOPPED % STEPS_PER_EPOCH and STOPPED % EVERY and STOPPED < TOTAL
     workdir = tmp_path / "w"
-    victim = python(["-c", PAUSING, PAUSE, 0, "train", *ARGS, "--workdir", workdir], root, 2, compiled)
+    victim = python(["-c", PAUSING, PAUSE, 0, "train", *ARGS, "--workdir", workdir], root, 2)
     _wait_for_pause([victim], workdir)
     victim.send_signal(signal.SIGTERM)
     _assert_preempted([victim], workdir, [EVERY, STOPPED])
-    out = finished(train([*ARGS, "--workdir", workdir], root, devices=2, cache=compiled))
+    out = finished(train([*ARGS, "--workdir", workdir], root, devices=2))
     _assert_resumed_exactly(workdir, uninterrupted, out)
 
 

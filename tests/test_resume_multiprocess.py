@@ -35,6 +35,14 @@ cli.main(sys.argv[2:])
 """
 
 
+def _wait_for_step(proc, workdir, step, timeout=600) -> None:
+    deadline = time.time() + timeout
+    while step not in logged_steps(workdir):
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() < deadline, f"the run did not reach step {step}"
+        time.sleep(0.1)
+
+
 def _kill_when_stopped(victim, workdir, timeout=600) -> None:
     """SIGKILL the victim once it has logged KILLED_AFTER and its checkpoint LAST_CHECKPOINT is complete."""
     deadline = time.time() + timeout
@@ -57,14 +65,14 @@ def _assert_trained(workdir) -> None:
 def test_sigkill_mid_epoch_then_same_command_reaches_the_uninterrupted_state(tmp_path, data_dir, root):
     assert KILLED_AFTER % STEPS_PER_EPOCH and KILLED_AFTER % EVERY  # neither an epoch's end nor a checkpoint
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    # The victim and its resumption share a compilation cache, as a user's runs do; the
-    # reference compiles its own.
-    cache = tmp_path / "xla"
+    victim = python(["-c", STOPPING, KILLED_AFTER, "train", *RESUME, "--workdir", killed], root)
+    # The reference starts once the victim has compiled its initial state and step into the
+    # tests' cache, and loads them from there.
+    _wait_for_step(victim, killed, 1)
     reference = train([*RESUME, "--workdir", straight], root)
-    victim = python(["-c", STOPPING, KILLED_AFTER, "train", *RESUME, "--workdir", killed], root, cache=cache)
     _kill_when_stopped(victim, killed)
     assert max(checkpoint_steps(killed)) == LAST_CHECKPOINT and max(logged_steps(killed)) == KILLED_AFTER
-    out = finished(train([*RESUME, "--workdir", killed], root, cache=cache))
+    out = finished(train([*RESUME, "--workdir", killed], root))
     assert f"from step {LAST_CHECKPOINT}" in out
     finished(reference)
     # Same data order, augmentation, dropout masks and compiled program: the same state and losses.

@@ -123,10 +123,6 @@ def test_pruning_stops_a_trial_at_an_intermediate_evaluation(tmp_path, data_dir,
     assert row["state"] == "PRUNED" and float(row["minival_top1"]) == pytest.approx(val[0]["minival/top1"])
 
 
-def _env():
-    return {**os.environ, "CNN_JAX_COMPILATION_CACHE": "0"}
-
-
 def test_two_workers_share_one_sqlite_study(tmp_path, data_dir, root, capsys):
     f, wd = _sweep_file(tmp_path, root, {"optimizer.lr": LRS}, trials=4), tmp_path / "sweep"
     code, out, err = run_cli(["sweep", f, "--workdir", wd, "--workers", "2"], capsys)
@@ -213,7 +209,6 @@ def test_a_sigkilled_sweep_process_resumes(tmp_path, data_dir, root, capsys):
     args = ["sweep", str(f), "--workdir", str(wd), "--heartbeat", "1"]
     victim = subprocess.Popen(
         [sys.executable, "-m", "cnn_jax", *args],
-        env=_env(),
         cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

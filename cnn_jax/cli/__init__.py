@@ -28,17 +28,6 @@ USAGE = """cnn-jax COMMAND ...
 """
 
 
-def _enable_compilation_cache() -> None:
-    """Persistent XLA cache: the second run of a model skips most of its compile time."""
-    if os.environ.get("CNN_JAX_COMPILATION_CACHE", "1") == "0":
-        return
-    import jax
-
-    cache = os.environ.get("CNN_JAX_CACHE_DIR", os.path.expanduser("~/.cache/cnn_jax/xla"))
-    jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-
-
 # Each command is a module of this package with `run(argv) -> exit status`, imported only
 # when it runs so that `cnn-jax --help` and process set-up stay fast.
 COMMANDS = {
@@ -84,7 +73,10 @@ def main(argv: list | None = None) -> None:
         from cnn_jax.cpu.host_memory import keep_freed_memory
 
         keep_freed_memory()  # first: threads started before it keep glibc's arenas
-        _enable_compilation_cache()
+        from cnn_jax import compilation_cache
+
+        if cache := compilation_cache.directory():
+            compilation_cache.enable(cache)
         from cnn_jax.cpu.devices import split_host_cpu
 
         split_host_cpu()
