@@ -1,14 +1,12 @@
 """DenseNet / DenseNet-BC for CIFAR (Huang et al. 2017, Table 2): the reference code's
 parameter counts, MACs, any input size and channel count, and configs/densenet_cifar.py."""
 
-import json
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli
 from test_configs import DESIGN_KEYS, RECIPE_KEYS, get, load
 
 from cnn_jax import models
@@ -71,8 +69,8 @@ def test_depth_must_fit_the_block_structure():
 
 def test_grayscale_28x28():
     # Global average pooling takes 28 -> 14 -> 7; one input channel and 7 classes change only the
-    # stem (9*16 weights per input channel) and the fc. (The `cpu` config below trains this
-    # network on one-channel images for real.)
+    # stem (9*16 weights per input channel) and the fc. (tests/test_configs.py trains this
+    # network's `cpu` config on the one-channel digits.)
     model = models.create_model("densenet40_k12", num_classes=7)
     x = jax.ShapeDtypeStruct((2, 28, 28, 1), jnp.float32)
     variables = jax.eval_shape(model.init, jax.random.key(1), x)
@@ -190,29 +188,3 @@ def test_bad_argument_is_one_sentence(arg, allowed):
     assert message.endswith(".") and "\n" not in message
     if "Table 2" in allowed or "n\\+4" in allowed:
         assert "bc,L=190,k=40" in message
-
-
-def test_cpu_variant_trains(tmp_path, data_dir, capsys):
-    workdir = tmp_path / "run"
-    code, _, err = run_cli(
-        [
-            "train",
-            "--config",
-            f"{ROOT}/configs/densenet_cifar.py:L=40,k=12,cpu",
-            "--workdir",
-            workdir,
-            "--num-devices",
-            "1",
-            "--config.num_train_steps=2",
-        ],
-        capsys,
-    )
-    assert code == 0, err[-2000:]
-    losses = [
-        m["train/loss"]
-        for m in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines())
-        if "train/loss" in m
-    ]
-    assert losses and all(math.isfinite(x) and 0.0 < x < 50.0 for x in losses), losses
-    result = json.loads((workdir / "results.json").read_text())
-    assert result["status"] == "completed" and result["steps"] == 2 and result["dataset"] == "digits"
