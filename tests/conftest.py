@@ -24,6 +24,15 @@ compilation_cache.enable(CACHE)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
+# The modules whose tests start real processes or train recipes, up to a minute each, run
+# first: xdist hands tests out in this order, and one of them left to the end would keep one
+# core busy while the other idles.
+LONG_FIRST = ("test_resume_multiprocess.py", "test_preemption.py", "test_digits_recipes.py", "test_sweep.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in LONG_FIRST)
+
 
 @pytest.fixture(scope="session")
 def root():
