@@ -69,8 +69,8 @@ def test_depth_must_fit_the_block_structure():
 
 def test_grayscale_28x28():
     # Global average pooling takes 28 -> 14 -> 7; one input channel and 7 classes change only the
-    # stem (9*16 weights per input channel) and the fc. (tests/test_configs.py trains this
-    # network's `cpu` config on the one-channel digits.)
+    # stem (9*16 weights per input channel) and the fc. (The slow suite trains this network's
+    # `cpu` config on the one-channel digits: tests/test_configs.py.)
     model = models.create_model("densenet40_k12", num_classes=7)
     x = jax.ShapeDtypeStruct((2, 28, 28, 1), jnp.float32)
     variables = jax.eval_shape(model.init, jax.random.key(1), x)
