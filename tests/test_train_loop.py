@@ -360,3 +360,24 @@ def test_every_checkpoint_unreadable_is_one_sentence_and_moves_nothing(tmp_path,
         assert errors[0].endswith(".") and errors[0].count(". ") == 0
     assert sorted(p.name for p in (wd / "checkpoints").iterdir() if p.name.isdigit()) == ["10", "5"]
     assert not (wd / "checkpoints_unreadable").exists()
+
+
+def test_a_resumed_run_reports_the_wall_time_of_every_segment(tmp_path, data_dir, capsys, monkeypatch):
+    # A clock that advances one second per reading, shared by both runs: the resumed run's wall
+    # time must add the first run's up to its checkpoint (which records it) to its own.
+    from types import SimpleNamespace
+
+    from cnn_jax.train import loop
+
+    ticks = iter(range(1, 10**6))
+    monkeypatch.setattr(loop, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    wd = tmp_path / "run"
+    args = ["train", *LENET, "--config.log_every_steps=1", "--config.eval_every_steps=8", "--workdir", wd]
+    assert run_cli([*args, "--config.num_train_steps=8"], capsys)[0] == 0
+    first = json.loads((wd / "results.json").read_text())["wall_time_s"]  # 8 steps: about 20 readings
+    start = next(ticks)
+    assert run_cli([*args, "--config.num_train_steps=10", "--allow-config-change"], capsys)[0] == 0
+    own = next(ticks) - start  # more than the resumed run's own readings span
+    resumed = json.loads((wd / "results.json").read_text())
+    assert resumed["steps"] == 10 and "from step 8" in (wd / "train.log").read_text()
+    assert own < resumed["wall_time_s"] < own + first, (own, first, resumed["wall_time_s"])

@@ -218,9 +218,7 @@ def train_and_evaluate(config, workdir, allow_config_change: bool = False, num_d
         writer.write_hparams(flatten(resolved))
     try:
         with preemption.StopSignals(start) as stop:
-            return _loop(
-                run, state, start, ckpts, writer, workdir, on_eval, int(meta.get("minival_evaluations", 0)), stop
-            )
+            return _loop(run, state, start, ckpts, writer, workdir, on_eval, meta, stop)
     except preemption.Preempted as e:
         logging.warning("%s", e)
         run_record.record_failure(
@@ -279,11 +277,13 @@ def _loop(
     writer: MetricsWriter,
     workdir,
     on_eval=None,
-    evaluations: int = 0,
+    resumed: dict | None = None,
     stop: preemption.StopSignals | None = None,
 ) -> dict:
-    """`evaluations`: minival evaluations before `start` (from the checkpoint resumed); `stop`
-    says when a signal stops the run."""
+    """`resumed`: the meta of the checkpoint resumed (minival evaluations and the training's wall
+    time before `start`); `stop` says when a signal stops the run."""
+    resumed = resumed or {}
+    evaluations = int(resumed.get("minival_evaluations", 0))
     cfg, total, spe = run.config, run.total_steps, run.steps_per_epoch
     repl = parallel.replicated(run.mesh)
     train_step = jax.jit(
@@ -307,7 +307,7 @@ def _loop(
     metrics = jax.device_put(zero_train_metrics(), repl)
     batches = parallel.prefetch_to_mesh(run.pipeline.train_batches(start, total), run.mesh)
     last_val, last_minival, last_good_ckpt = None, None, ckpts.steps()[-1] if ckpts.steps() else None
-    train_time, trained_images, wall0 = 0.0, 0, time.perf_counter()
+    train_time, trained_images, wall0 = 0.0, 0, time.perf_counter() - float(resumed.get("wall_time_s", 0.0))
     t0 = time.perf_counter()
     for step in range(start, total):
         state, metrics = train_step(state, next(batches), metrics)
@@ -357,7 +357,8 @@ def _loop(
                     )
                 )
         if do_ckpt:
-            ckpts.save(s, state, {"step": s, "model": cfg.model, "minival_evaluations": evaluations}, fresh_minival)
+            meta = {"step": s, "model": cfg.model, "minival_evaluations": evaluations}
+            ckpts.save(s, state, {**meta, "wall_time_s": time.perf_counter() - wall0}, fresh_minival)
             last_good_ckpt = s
             clock.saved()
         if on_eval is not None and do_eval:
