@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 from helpers import every_train_loss
 
@@ -55,3 +56,12 @@ def checkpoint_steps(workdir) -> list:
 
 def logged_steps(workdir) -> list:
     return [s for s, _ in every_train_loss(workdir)] if (workdir / "metrics.jsonl").exists() else []
+
+
+def wait_for_step(procs, workdir, step: int, timeout: float = 600) -> None:
+    """Wait until the run in `workdir` has logged `step`, its processes all still running."""
+    deadline = time.time() + timeout
+    while step not in logged_steps(workdir):
+        assert all(p.poll() is None for p in procs), [p.stdout.read()[-3000:] for p in procs]
+        assert time.time() < deadline, f"the run did not reach step {step}"
+        time.sleep(0.1)

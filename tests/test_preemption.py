@@ -6,12 +6,11 @@ step process 0's clock chooses."""
 
 import json
 import signal
-import time
 
 import pytest
 from conftest import run_cli
 from helpers import final_state, max_abs_diff, max_state_diffs
-from processes import checkpoint_steps, distributed, finished, free_port, logged_steps, python, train
+from processes import checkpoint_steps, distributed, finished, free_port, logged_steps, python, train, wait_for_step
 
 from cnn_jax.train import preemption
 
@@ -79,14 +78,6 @@ def uninterrupted(tmp_path_factory, data_dir, root):
     return final_state(workdir)
 
 
-def _wait_for_pause(procs, workdir, timeout=600) -> None:
-    deadline = time.time() + timeout
-    while PAUSE not in logged_steps(workdir):
-        assert all(p.poll() is None for p in procs), [p.stdout.read()[-3000:] for p in procs]
-        assert time.time() < deadline, "the run did not reach its step"
-        time.sleep(0.1)
-
-
 def _assert_preempted(procs, workdir, saved: list) -> None:
     """Every process exited with the preempted status after saving STOPPED, and nothing later."""
     for p in procs:
@@ -111,7 +102,7 @@ def test_sigterm_to_one_process_saves_its_step_and_the_same_command_resumes_exac
     assert STOPPED % STEPS_PER_EPOCH and STOPPED % EVERY and STOPPED < TOTAL
     workdir = tmp_path / "w"
     victim = python(["-c", PAUSING, PAUSE, 0, "train", *ARGS, "--workdir", workdir], root, 2)
-    _wait_for_pause([victim], workdir)
+    wait_for_step([victim], workdir, PAUSE)
     victim.send_signal(signal.SIGTERM)
     _assert_preempted([victim], workdir, [EVERY, STOPPED])
     out = finished(train([*ARGS, "--workdir", workdir], root, devices=2))
@@ -126,7 +117,7 @@ def test_sigterm_to_one_of_two_processes_stops_both_at_one_step_and_they_resume_
         python(["-c", PAUSING, PAUSE, CLOCK_JUMPS_AFTER, "train", *stopping, *distributed(i, port)], root)
         for i in range(2)
     ]
-    _wait_for_pause(procs, workdir)
+    wait_for_step(procs, workdir, PAUSE)
     procs[1].send_signal(signal.SIGTERM)  # process 0, the coordinator, hears of it from JAX's service
     _assert_preempted(procs, workdir, [EVERY, ON_THE_CLOCK, STOPPED])
     port = free_port()

@@ -9,7 +9,7 @@ import signal
 import time
 
 from helpers import every_train_loss, final_state, initial_state, max_abs_diff, max_state_diffs, train_losses
-from processes import checkpoint_steps, distributed, finished, free_port, logged_steps, python, train
+from processes import checkpoint_steps, distributed, finished, free_port, logged_steps, python, train, wait_for_step
 
 EVERY_PART = ["--config", "tests/configs/every_part.py"]
 STEPS_PER_EPOCH = 46  # 1,497 digits at batch 32
@@ -33,14 +33,6 @@ def write_then_stop(self, step, scalars):
 reporting.MetricsWriter.write = write_then_stop
 cli.main(sys.argv[2:])
 """
-
-
-def _wait_for_step(proc, workdir, step, timeout=600) -> None:
-    deadline = time.time() + timeout
-    while step not in logged_steps(workdir):
-        assert proc.poll() is None, proc.stdout.read()[-3000:]
-        assert time.time() < deadline, f"the run did not reach step {step}"
-        time.sleep(0.1)
 
 
 def _kill_when_stopped(victim, workdir, timeout=600) -> None:
@@ -68,7 +60,7 @@ def test_sigkill_mid_epoch_then_same_command_reaches_the_uninterrupted_state(tmp
     victim = python(["-c", STOPPING, KILLED_AFTER, "train", *RESUME, "--workdir", killed], root)
     # The reference starts once the victim has compiled its initial state and step into the
     # tests' cache, and loads them from there.
-    _wait_for_step(victim, killed, 1)
+    wait_for_step([victim], killed, 1)
     reference = train([*RESUME, "--workdir", straight], root)
     _kill_when_stopped(victim, killed)
     assert max(checkpoint_steps(killed)) == LAST_CHECKPOINT and max(logged_steps(killed)) == KILLED_AFTER

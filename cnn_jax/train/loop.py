@@ -357,8 +357,9 @@ def _loop(
                     )
                 )
         if do_ckpt:
-            meta = {"step": s, "model": cfg.model, "minival_evaluations": evaluations}
-            ckpts.save(s, state, {**meta, "wall_time_s": time.perf_counter() - wall0}, fresh_minival)
+            wall = time.perf_counter() - wall0
+            meta = {"step": s, "model": cfg.model, "minival_evaluations": evaluations, "wall_time_s": wall}
+            ckpts.save(s, state, meta, fresh_minival)
             last_good_ckpt = s
             clock.saved()
         if on_eval is not None and do_eval:
