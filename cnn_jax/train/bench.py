@@ -21,7 +21,7 @@ from cnn_jax.config import resolve_dtype
 from cnn_jax.layers import impls
 from cnn_jax.model_input import check_input
 from cnn_jax.train import parallel
-from cnn_jax.train.state import create_state
+from cnn_jax.train.state import create_state, init_program
 from cnn_jax.train.steps import make_train_step, zero_train_metrics
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -89,7 +89,7 @@ def bench(
     tx = optax.sgd(0.01, momentum=0.9)
     shape = (batch_size, size, size, spec.in_channels)
     check_input(name, model, size, spec.in_channels, "pass a larger --input-size")  # before any compilation
-    state = jax.jit(lambda r: create_state(model, tx, r, (1,) + shape[1:]), out_shardings=repl)(jax.random.key(0))
+    state = init_program(lambda r: create_state(model, tx, r, (1,) + shape[1:]), repl)(jax.random.key(0))
     rng = np.random.default_rng(0)
     batch_np = {
         "image": rng.standard_normal(shape, dtype=np.float32),

@@ -28,7 +28,7 @@ from cnn_jax.train.checkpoint import Checkpoints
 from cnn_jax.train.ema import init_ema
 from cnn_jax.train.optim import base_learning_rate, learning_rate_schedule, make_optimizer
 from cnn_jax.train.reporting import MetricsWriter, Progress, setup_logging, write_json_atomic
-from cnn_jax.train.state import create_state
+from cnn_jax.train.state import create_state, init_program
 from cnn_jax.train.steps import make_eval_step, make_train_step, zero_eval_metrics, zero_train_metrics
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -100,9 +100,7 @@ def build_run(config, num_devices: int = 0) -> Run:
     input_shape = (1, pipeline.size, pipeline.size, pipeline.channels)
     rng = jax.random.key(int(config.seed))
     ema_decay = float(config.get("ema_decay", 0.0))
-    state = jax.jit(
-        lambda r: create_state(model, tx, r, input_shape, ema_decay), out_shardings=parallel.replicated(mesh)
-    )(rng)
+    state = init_program(lambda r: create_state(model, tx, r, input_shape, ema_decay), parallel.replicated(mesh))(rng)
     state = state.replace(apply_fn=impls.wrap(state.apply_fn, config))
     if config.get("bn_group_size") and not state.batch_stats:
         raise UserError(f"bn_group_size is set but {config.model} has no BatchNorm; set --config.bn_group_size=0.")
