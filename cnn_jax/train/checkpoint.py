@@ -28,6 +28,27 @@ def _minival_top1(metrics) -> float:
     return float((metrics or {}).get(METRIC, NO_METRIC))
 
 
+# Orbax saves a replicated array in slices, one per replica, each a program compiled for its
+# device. That pays on accelerators for large arrays only; on CPU the replicas share the
+# host's memory, and the slices' compiling is all they add (docs/performance.md).
+MIN_REPLICA_SLICE_BYTES = 2**20
+
+
+def _use_replica_slices_where_they_pay() -> None:
+    """Orbax's handler for jax.Array (its default otherwise), slicing replicated arrays only
+    off CPU and only into slices of at least MIN_REPLICA_SLICE_BYTES."""
+    from orbax.checkpoint._src.metadata import array_metadata_store
+    from orbax.checkpoint._src.serialization import type_handler_registry
+
+    handler = ocp.type_handlers.ArrayHandler(
+        array_metadata_store=array_metadata_store.Store(),
+        use_replica_parallel=jax.default_backend() != "cpu",
+        min_slice_bytes_for_replica_parallel=MIN_REPLICA_SLICE_BYTES,
+    )
+    registry = type_handler_registry.GLOBAL_TYPE_HANDLER_REGISTRY
+    registry.add(jax.Array, handler, override=True, ignore_warnings=True)
+
+
 class _Manager(ocp.CheckpointManager):
     def reached_preemption(self, step: int) -> bool:
         """Never asks JAX's preemption service: the loop asks it after every step
@@ -40,6 +61,7 @@ class Checkpoints:
     def __init__(self, directory: pathlib.Path, keep: int = 2, keep_best: bool = False):
         """`keep_best`: also keep the best checkpoint by minival top-1 (a run with minival)."""
         self.directory = pathlib.Path(directory).absolute()
+        _use_replica_slices_where_they_pay()  # here, after jax.distributed has started
         policies = [checkpoint_managers.LatestN(max(1, keep))]
         if keep_best:
             policies.append(checkpoint_managers.BestN(get_metric_fn=_minival_top1, reverse=False, n=1))
