@@ -35,14 +35,14 @@ MIN_REPLICA_SLICE_BYTES = 2**20
 
 
 def _use_replica_slices_where_they_pay() -> None:
-    """Orbax's handler for jax.Array (its default otherwise), slicing replicated arrays only
-    off CPU and only into slices of at least MIN_REPLICA_SLICE_BYTES."""
+    """Orbax's handler for jax.Array with its defaults, except that it never slices replicated
+    arrays on CPU and elsewhere only into slices of at least MIN_REPLICA_SLICE_BYTES."""
     from orbax.checkpoint._src.metadata import array_metadata_store
     from orbax.checkpoint._src.serialization import type_handler_registry
 
     handler = ocp.type_handlers.ArrayHandler(
         array_metadata_store=array_metadata_store.Store(),
-        use_replica_parallel=jax.default_backend() != "cpu",
+        use_replica_parallel=False if jax.default_backend() == "cpu" else None,  # None: Orbax's choice
         min_slice_bytes_for_replica_parallel=MIN_REPLICA_SLICE_BYTES,
     )
     registry = type_handler_registry.GLOBAL_TYPE_HANDLER_REGISTRY
