@@ -1,5 +1,5 @@
 """The initial state comes from a program compiled at XLA's CPU optimisation level 1
-(cnn_jax/train/state.init_program), which compiles in 40-65% of the time: the training loop
+(cnn_jax/train/state.init_program), which compiles faster: the training loop
 draws its weights with it, and they are bitwise the fully optimised program's."""
 
 import jax

@@ -23,8 +23,8 @@ class TrainState(flax.struct.PyTreeNode):
 
 
 # The initial state is drawn once, and XLA's CPU backend spends most of its compile time
-# optimising the random-number kernels. At level 1 it compiles in 40-65% of the time and
-# draws bitwise the same weights; level 0 rounds some differently (docs/performance.md).
+# optimising the random-number kernels. At level 1 it compiles markedly faster and draws
+# bitwise the same weights; level 0 rounds some differently (figures: docs/performance.md).
 LIGHTLY_OPTIMISED_ON_CPU = {"xla_backend_optimization_level": 1}
 
 
