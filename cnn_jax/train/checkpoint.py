@@ -9,6 +9,7 @@ step is unreadable (truncated, corrupted), warning about each one it skips and m
 `checkpoints_unreadable/` once an older step has been restored.
 """
 
+import functools
 import logging
 import pathlib
 import shutil
@@ -34,9 +35,11 @@ def _minival_top1(metrics) -> float:
 MIN_REPLICA_SLICE_BYTES = 2**20
 
 
+@functools.cache
 def _use_replica_slices_where_they_pay() -> None:
     """Orbax's handler for jax.Array with its defaults, except that it never slices replicated
-    arrays on CPU and elsewhere only into slices of at least MIN_REPLICA_SLICE_BYTES."""
+    arrays on CPU and elsewhere only into slices of at least MIN_REPLICA_SLICE_BYTES; registered
+    once per process."""
     from orbax.checkpoint._src.metadata import array_metadata_store
     from orbax.checkpoint._src.serialization import type_handler_registry
 

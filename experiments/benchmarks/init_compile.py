@@ -13,9 +13,9 @@ import numpy as np
 import optax
 
 from cnn_jax.models.registry import create_model, get_spec
-from cnn_jax.train.state import create_state
+from cnn_jax.train.state import LIGHTLY_OPTIMISED_ON_CPU, create_state
 
-LEVELS = {"default": None, "1": {"xla_backend_optimization_level": 1}, "0": {"xla_backend_optimization_level": 0}}
+LEVELS = {"default": None, "1": LIGHTLY_OPTIMISED_ON_CPU, "0": {"xla_backend_optimization_level": 0}}
 
 
 def measure(name: str, options) -> tuple:
