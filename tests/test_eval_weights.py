@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from conftest import run_cli
 from PIL import Image
-from test_torch_import import random_state, resnet_keys, save_safetensors, trained_like
+from test_torch_import import random_state, resnet_keys, save_safetensors
+from test_torch_logits import trained_like
 
 from cnn_jax.data import augment as A
 from cnn_jax.errors import UserError

@@ -1,4 +1,4 @@
-"""torchvision state dicts in our flax models.
+"""torchvision state dicts in our flax models: where every tensor goes.
 
 Without torch: synthetic state dicts, named and shaped by torchvision's rules (written
 out here independently of `torch_maps`) and filled with random numbers, go through
@@ -8,14 +8,9 @@ stand in for BatchNorm statistics so that a misplaced one shows.
 
 The same generators are checked against torchvision's own state dicts as the goldens in
 tests/golden/ recorded them (tools/make_golden_logits.py; test_golden_logits.py compares
-the logits). With torch and torchvision (`slow`, skipped without them): `.pth` files load,
-and our logits equal torchvision's for random weights, as max |ours - torch| / max |torch|.
+the logits). `.pth` files: test_torch_files.py; logits against torchvision itself:
+test_torch_logits.py.
 """
-
-import collections
-import pickle
-import sys
-import zipfile
 
 import jax
 import numpy as np
@@ -339,91 +334,6 @@ def test_names_without_a_torchvision_counterpart():
             ti.load_torchvision_weights(name, {})
 
 
-class Opens:
-    """A pickle that, if unpickled, would create a file: what a malicious .pth would do."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return open, (self.path, "w")
-
-
-@pytest.mark.parametrize("protocol", [2, 5])
-@pytest.mark.parametrize("wrap", ["raw", "zip"])
-def test_a_pickle_that_runs_code_is_refused_unread(tmp_path, protocol, wrap):
-    marker = tmp_path / "pwned"
-    data = pickle.dumps(collections.OrderedDict(w=Opens(marker)), protocol=protocol)
-    path = tmp_path / "evil.pth"
-    if wrap == "zip":  # torch.save's layout: <name>/data.pkl beside the raw tensors
-        with zipfile.ZipFile(path, "w") as archive:
-            archive.writestr("evil/data.pkl", data)
-    else:
-        path.write_bytes(data)
-    with pytest.raises(
-        ti.TorchImportError,
-        match=r"^Refusing evil\.pth: unpickling it would "
-        r"import (io|builtins)\.open",
-    ):
-        ti.load_torchvision_weights("resnet18", path)
-    assert not marker.exists()
-
-
-def test_pth_without_torch_says_how_to_read_it(tmp_path, monkeypatch):
-    path = tmp_path / "w.pth"
-    path.write_bytes(pickle.dumps(collections.OrderedDict(a=1), protocol=2))
-    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails
-    with pytest.raises(
-        ti.TorchImportError,
-        match=r"needs PyTorch: `pip install torch`, or "
-        r"convert the file to \.safetensors",
-    ):
-        ti.load_torchvision_weights("resnet18", path)
-
-
-# ----------------------------------------------------------------------------- with torch
-
-
-def trained_like(state: dict) -> dict:
-    """Random standard-normal values rescaled like a trained network's, so that activations
-    stay O(1) through the stack and predictions depend on the input."""
-    scaled = {}
-    for key, value in state.items():
-        leaf = key.rpartition(".")[2]
-        if value.ndim > 1:  # He-normal
-            value = value * np.sqrt(2.0 / np.prod(value.shape[1:]))
-        elif leaf in ("weight", "running_var"):
-            value = np.abs(value) * 0.5 + 0.5
-        elif leaf != "num_batches_tracked":
-            value = value * 0.1
-        scaled[key] = np.asarray(value)
-    return scaled
-
-
-def torchvision_model(architecture, seed=0, **kwargs):
-    """torchvision's model with random weights and BatchNorm statistics."""
-    torch = pytest.importorskip("torch")
-    torchvision = pytest.importorskip("torchvision")
-    kwargs.setdefault("num_classes", 10)
-    if architecture in ("inception_v3", "googlenet"):
-        kwargs.update(init_weights=False, transform_input=False)
-    model = getattr(torchvision.models, architecture)(weights=None, **kwargs).eval()
-    state = trained_like(random_state({k: tuple(v.shape) for k, v in model.state_dict().items()}, seed))
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
-    return model
-
-
-def relative_logit_difference(model, module, variables, size, batch=2) -> float:
-    import torch
-
-    x = np.random.default_rng(1).uniform(-1.0, 1.0, (batch, 3, size, size)).astype(np.float32)
-    with torch.no_grad():
-        theirs = model(torch.from_numpy(x)).numpy()
-    ours = np.asarray(jax.jit(lambda v, y: module.apply(v, y, train=False))(variables, x.transpose(0, 2, 3, 1)))
-    assert ours.shape == theirs.shape and np.abs(theirs).max() > 1e-3
-    return float(np.abs(ours - theirs).max() / np.abs(theirs).max())
-
-
 @pytest.mark.parametrize(
     "model_name, ours",
     [
@@ -442,35 +352,6 @@ def test_our_key_generators_are_torchvisions(model_name, ours):
     assert {key: tuple(shape) for key, shape, *_ in recipe["tensors"]} == ours()
 
 
-@pytest.mark.slow
-def test_resnet18_pth_logits_equal_torchvision(tmp_path):
-    torch = pytest.importorskip("torch")
-    model = torchvision_model("resnet18")
-    torch.save(model.state_dict(), tmp_path / "new.pth")
-    torch.save(model.state_dict(), tmp_path / "old.pth", _use_new_zipfile_serialization=False)
-    module, variables = ti.load_torchvision_weights("resnet18", tmp_path / "new.pth")
-    rel = relative_logit_difference(model, module, variables, 224)
-    print(f"resnet18: max relative logit difference {rel:.2e}")
-    assert rel < RTOL
-    _, old = ti.load_torchvision_weights("resnet18", tmp_path / "old.pth")
-    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(variables)))
-
-
-@pytest.mark.slow
-def test_pth_of_objects_is_refused_by_torchs_weights_only_loader(tmp_path):
-    torch = pytest.importorskip("torch")
-    torch.save({"fc": torch.nn.Linear(2, 2)}, tmp_path / "module.pth")  # passes our import scan
-    with pytest.raises(
-        ti.TorchImportError,
-        match=r"^Refusing module\.pth: it holds pickled "
-        r"objects beyond tensors \(torch\.nn\.modules",
-    ):
-        ti.load_torchvision_weights("resnet18", tmp_path / "module.pth")
-    torch.save(torchvision_model("resnet18"), tmp_path / "model.pth")  # caught by our scan
-    with pytest.raises(ti.TorchImportError, match=r"import torchvision\.models\.resnet\.Basic"):
-        ti.load_torchvision_weights("resnet18", tmp_path / "model.pth")
-
-
 def test_inception_v3_aux_head_follows_the_file():
     full = torch_state(read_golden("torch", "inception_v3")[0])  # torchvision's, with AuxLogits
     module, variables = ti.load_torchvision_weights("inception_v3", full)
@@ -480,36 +361,3 @@ def test_inception_v3_aux_head_follows_the_file():
     state = {k: v for k, v in full.items() if not k.startswith("AuxLogits.")}
     module, variables = ti.load_torchvision_weights("inception_v3", state)
     assert not module.aux_logits and "aux" not in variables["params"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("model_name", ["alexnet_owt", "vgg11_bn", "densenet121", "resnet50_v1_5", "densenet161"])
-def test_logits_equal_torchvision(model_name):
-    model = torchvision_model(ti.torchvision_architecture(model_name))
-    module, variables = ti.load_torchvision_weights(model_name, model.state_dict())
-    rel = relative_logit_difference(model, module, variables, 224)
-    print(f"{model_name}: max relative logit difference {rel:.2e}")
-    assert rel < RTOL
-
-
-@pytest.mark.slow
-def test_inception_v3_logits_equal_torchvision_with_its_average_pools():
-    model = torchvision_model("inception_v3")
-    module, variables = ti.load_torchvision_weights("inception_v3", model.state_dict())
-    rel = relative_logit_difference(model, module, variables, 299, batch=1)
-    print(f"inception_v3: max relative logit difference {rel:.2e}")
-    assert rel < RTOL
-    keras_pools = module.clone(pool_count_include_pad=False)  # the padding left out of the mean
-    rel = relative_logit_difference(model, keras_pools, variables, 299, batch=1)
-    print(f"inception_v3: {rel:.2e} when our pools exclude the padding (Keras)")
-    assert rel > 1e-3
-
-
-@pytest.mark.slow
-def test_googlenet_tv_logits_equal_torchvision():
-    model = torchvision_model("googlenet", aux_logits=True)
-    module, variables = ti.load_torchvision_weights("googlenet_tv", model.state_dict())
-    assert module.aux_logits
-    rel = relative_logit_difference(model, module, variables, 224)
-    print(f"googlenet_tv: max relative logit difference {rel:.2e}")
-    assert rel < RTOL
