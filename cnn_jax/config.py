@@ -57,7 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
             minival_size=0,  # examples of train_split held out for every choice made in training
             # (best checkpoint, plateau, sweeps); 0 = none (cnn_jax/data/minival.py)
             minival_seed=0,  # which examples minival holds; independent of `seed`
-            num_parallel_calls=-1,  # -1 = tf.data.AUTOTUNE
+            num_parallel_calls=-1,  # -1 = one per CPU core
             # Modern add-ons, off in the paper recipes; None keeps the recipe's value (recipes.py).
             randaugment=placeholder(str),  # "N,M": N RandAugment ops at magnitude M (0-10), e.g. "2,9"
             random_erasing=placeholder(float),  # Random Erasing's probability, e.g. 0.5; 0 = off

@@ -167,7 +167,7 @@ SCHEMA = {
     "data.skip_corrupt": Key(bool, "drop undecodable images and count them in results.json"),
     "data.minival_size": _count("examples of train_split held out for every choice made in training; 0 = none"),
     "data.minival_seed": _count("which examples minival holds; independent of seed"),
-    "data.num_parallel_calls": Key(int, "tf.data parallelism; -1 = AUTOTUNE", low=1, high=1024, also=(-1,)),
+    "data.num_parallel_calls": Key(int, "tf.data map parallelism; -1 = one per CPU core", low=1, high=1024, also=(-1,)),
     "data.randaugment": Key(
         str,
         "RandAugment: N ops at magnitude M, e.g. '2,9'; '' = off",

@@ -5,7 +5,7 @@ import pytest
 from helpers import digits_config
 
 from cnn_jax.data.datasets import open_source
-from cnn_jax.data.pipeline import Pipeline, Sharding
+from cnn_jax.data.pipeline import Pipeline, Sharding, map_parallelism
 from cnn_jax.errors import UserError
 
 
@@ -54,6 +54,19 @@ def test_epochs_are_different_permutations(data_dir):
     e1 = np.concatenate([b["label"] for b in pipe.train_epoch(1).as_numpy_iterator()])
     assert len(e0) == len(e1) == 1497 and not np.array_equal(e0, e1)
     assert np.array_equal(np.bincount(e0), np.bincount(e1))
+
+
+def test_pipelines_run_without_tf_datas_autotuner(data_dir):
+    """Deleting an autotuned iterator waits for the tuner's thread to wake, up to a minute: a stall at
+    every epoch's and evaluation's end. No pipeline has one, and each stays deterministic."""
+    pipe = Pipeline(open_source("digits", data_dir), digits_config(64))
+    for ds in (pipe.train_epoch(0), pipe.eval_dataset(64)):
+        assert ds.options().autotune.enabled is False and ds.options().deterministic is True
+
+
+def test_map_parallelism_is_the_configured_number_or_one_per_core(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    assert (map_parallelism(-1), map_parallelism(4), map_parallelism(1)) == (3, 4, 1)
 
 
 def test_batch_larger_than_dataset_is_refused(data_dir):

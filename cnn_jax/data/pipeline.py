@@ -25,6 +25,7 @@ follows from their count, as resuming needs; results.json reports the number ski
 """
 
 import logging
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -58,10 +59,20 @@ ONE_PROCESS = Sharding()
 
 
 def _options() -> tf.data.Options:
+    """Deterministic, without tf.data's autotuner: deleting a finished iterator waits for the
+    autotuner's thread, which may notice only when it next wakes, up to a minute later, so the end
+    of an epoch or of an evaluation could stall training that long (docs/performance.md)."""
     opts = tf.data.Options()
     opts.deterministic = True
-    opts.autotune.ram_budget = 2 * 2**30
+    opts.autotune.enabled = False
     return opts
+
+
+def map_parallelism(configured: int) -> int:
+    """Parallel calls of each map: the configured number, or one per CPU core this process may use (-1)."""
+    if configured > 0:
+        return int(configured)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def mix_seed(seed: int, batch_number) -> tf.Tensor:
@@ -78,7 +89,7 @@ class Pipeline:
         self.size = int(config.data.image_size)
         self.channels = int(config.data.channels) or source.image_shape[-1]
         self.recipe = for_channels(recipe_from_config(config.data), self.channels, source.name)
-        self.parallel = tf.data.AUTOTUNE if config.data.num_parallel_calls < 0 else config.data.num_parallel_calls
+        self.parallel = map_parallelism(config.data.num_parallel_calls)
         self.minival_size = int(config.data.get("minival_size", 0) or 0)
         check_minival_size(self.minival_size, source.num_train, int(config.batch_size), source.train_split)
         self._in_minival = (
