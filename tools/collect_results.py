@@ -32,9 +32,15 @@ def command(suite: str, entry: dict, seed, workdir: pathlib.Path) -> str:
     return f"cnn-jax train --config {entry['config']}{overrides}{seed_flag} --workdir {workdir}"
 
 
+def finished(run: pathlib.Path) -> bool:
+    """Whether a run has ended: it wrote results.json, and not as one stopped to be resumed (SIGTERM)."""
+    results = run / "results.json"
+    return results.exists() and json.loads(results.read_text()).get("status") != "preempted"
+
+
 def keep_unfinished(run: pathlib.Path, target: pathlib.Path):
-    """Copy a run that has checkpoints but no results.json to `target`, with its newest
-    checkpoint step only; that step, or None when there is nothing to keep."""
+    """Copy an unfinished run that has checkpoints to `target`, with its newest checkpoint step
+    only; that step, or None when there is nothing to keep."""
     steps = sorted(int(p.name) for p in (run / "checkpoints").glob("*") if p.name.isdigit())
     if not steps:
         return None
@@ -68,7 +74,7 @@ def collect(suite: str, workdir: pathlib.Path, out: pathlib.Path) -> str:
     shutil.rmtree(out / IN_PROGRESS, ignore_errors=True)
     for entry in entries:
         for seed, run in run_dirs(workdir, entry):
-            if not (run / "results.json").exists():
+            if not finished(run):
                 step = keep_unfinished(run, out / IN_PROGRESS / run.relative_to(workdir))
                 if step is not None:
                     lines.append(
