@@ -70,9 +70,7 @@ def _options() -> tf.data.Options:
 
 def map_parallelism(configured: int) -> int:
     """Parallel calls of each map: the configured number, or one per CPU core this process may use (-1)."""
-    if configured > 0:
-        return int(configured)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return int(configured) if configured > 0 else len(os.sched_getaffinity(0))
 
 
 def mix_seed(seed: int, batch_number) -> tf.Tensor:
