@@ -32,10 +32,12 @@ def command(suite: str, entry: dict, seed, workdir: pathlib.Path) -> str:
     return f"cnn-jax train --config {entry['config']}{overrides}{seed_flag} --workdir {workdir}"
 
 
-def finished(run: pathlib.Path) -> bool:
-    """Whether a run has ended: it wrote results.json, and not as one stopped to be resumed (SIGTERM)."""
-    results = run / "results.json"
-    return results.exists() and json.loads(results.read_text()).get("status") != "preempted"
+def final_results(run: pathlib.Path) -> dict | None:
+    """A run's results.json once it has ended; None while it trains or after it was stopped to be
+    resumed (SIGTERM writes results.json with status "preempted")."""
+    path = run / "results.json"
+    results = json.loads(path.read_text()) if path.exists() else None
+    return None if results is None or results.get("status") == "preempted" else results
 
 
 def keep_unfinished(run: pathlib.Path, target: pathlib.Path):
@@ -74,7 +76,8 @@ def collect(suite: str, workdir: pathlib.Path, out: pathlib.Path) -> str:
     shutil.rmtree(out / IN_PROGRESS, ignore_errors=True)
     for entry in entries:
         for seed, run in run_dirs(workdir, entry):
-            if not finished(run):
+            r = final_results(run)
+            if r is None:
                 step = keep_unfinished(run, out / IN_PROGRESS / run.relative_to(workdir))
                 if step is not None:
                     lines.append(
@@ -87,7 +90,6 @@ def collect(suite: str, workdir: pathlib.Path, out: pathlib.Path) -> str:
             for name in RUN_FILES:
                 if (run / name).exists():
                     shutil.copy2(run / name, target / name)
-            r = json.loads((run / "results.json").read_text())
             top1 = "–" if r.get("top1") is None else f"{100 * r['top1']:.2f}"
             lines.append(
                 f"| {run.relative_to(workdir)} | {'' if seed is None else seed} | {r.get('status')} | "
