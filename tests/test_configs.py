@@ -184,6 +184,11 @@ def test_bad_argument_on_the_command_line(capsys):
 # `make run` are held to their top-1 in tests/test_digits_recipes.py. Where 4 steps lower the
 # loss by less than 0.1%, the bound is 1.0: strictly below the first value.
 STEPS = ["--config.num_train_steps=4", "--config.log_every_steps=1"]  # for the epoch-based cpu variants
+# MobileNet's cpu variant warms up over its first epoch (23 steps), so its first 4 steps run at
+# 4-17% of its rate and move its first batch's loss by less than the rounding of another
+# CPU or convolution does (x0.964 to x1.003 measured); it is held to its first epoch instead
+# (x0.888, xla 0.914, gemm 0.934 on a CPU where 4 steps gave x1.003).
+WARM_UP = ["--config.num_train_steps=24", "--config.log_every_steps=1"]
 # ResNet-50 (v1, v1.5), VGG-19-BN and DenseNet-161 do not learn in their first steps at batch
 # 16 and 32x32: the first batch's loss rises (x1.28, x1.94, x1.69, x1.30 after 4 steps; the
 # first three after 24 steps x1.60, x1.35, x1.92; ResNet-50 v1.5's logged losses reach 9-16
@@ -194,7 +199,7 @@ slow = pytest.mark.slow
 TRAIN = [
     pytest.param("lenet5.py:cpu", STEPS, 0.995, id="lenet5"),  # 0.982, gemm 0.982
     pytest.param("resnet_cifar.py:depth=20,cpu", STEPS, 0.93, id="resnet20"),  # 0.834, gemm 0.834
-    pytest.param("mobilenet_v1.py:alpha=0.25,cpu", STEPS, 1.0, id="mobilenet_v1"),  # 0.964, gemm 0.993
+    pytest.param("mobilenet_v1.py:alpha=0.25,cpu", WARM_UP, 0.97, id="mobilenet_v1"),
     # Slow: its initial state and step take 77 s of CPU to compile; the default suite checks
     # GoogLeNet's logits against torchvision's and its auxiliary heads in training mode.
     pytest.param("googlenet.py:cpu", [], 0.93, id="googlenet", marks=slow),  # 0.835, gemm 0.835
@@ -234,7 +239,7 @@ def test_cpu_variant_trains(spec, overrides, bound, tmp_path, data_dir, capsys):
     lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     losses = [m["train/loss"] for m in lines if "train/loss" in m]
     steps = json.loads((workdir / "config.json").read_text())["num_train_steps"]
-    assert 3 <= steps <= 5 and len(losses) == steps and all(math.isfinite(x) for x in losses), losses
+    assert 3 <= steps <= 24 and len(losses) == steps and all(math.isfinite(x) for x in losses), losses
     result = json.loads((workdir / "results.json").read_text())
     assert result["status"] == "completed" and result["steps"] == steps and result["dataset"] == "digits"
     assert result["eval_examples"] == 300 and 0.0 <= result["top1"] <= result["top5"] <= 1.0

@@ -63,24 +63,34 @@ def test_batchnorm_statistics_cover_the_global_batch(tmp_path, data_dir, root, c
     assert max_abs_diff(p1, p8) < 3e-4
 
 
-def _largest_relative_diff(a, b) -> float:
-    """The largest difference of two trees' leaves, each relative to the leaf's largest value."""
+def _relative_difference(before, a, b) -> float:
+    """How far two trees moved apart relative to how far the first moved from `before`:
+    |a - b| / |a - before|, each the L2 norm over every leaf."""
     import jax
 
-    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-    return max(float(np.max(np.abs(x - y)) / max(np.max(np.abs(x)), 1e-30)) for x, y in pairs)
+    def norm(x, y) -> float:
+        pairs = zip(jax.tree.leaves(x), jax.tree.leaves(y), strict=True)
+        return sum(float(np.sum((np.float64(u) - v) ** 2)) for u, v in pairs) ** 0.5
+
+    return norm(a, b) / norm(a, before)
 
 
 def test_every_part_of_the_state_takes_one_step_alike_on_1_and_8_devices(tmp_path, data_dir, root, capsys):
     # tests/configs/every_part.py (BatchNorm, dropout, random crops and flips, weight average,
-    # warm-up, RMSProp): one step on 1 and on 8 devices (4 examples each). Measured: the loss
-    # agrees to 1.1e-6 relative; weights, BatchNorm statistics and average to 1.1e-6 absolute;
-    # RMSProp's moments, in squared-gradient units up to 170, to 4.2e-4 of each leaf's largest
-    # value (the gradients' own float32 rounding, summed per device by oneDNN; 2 devices: 7e-7,
-    # 4.8e-7, 3.5e-4). Statistics or dropout masks per device would change the loss by percents.
-    # Beyond a step, BatchNorm and ReLU6 on the digits' flat backgrounds amplify these roundings
-    # 10-1000 times per step (3e-6 in the weights after 2 steps, 5e-4 after 3), so longer runs are
-    # compared where the rounding is the same (tests/test_resume_multiprocess.py).
+    # warm-up, RMSProp): one step on 1 and on 8 devices (4 examples each). The forward pass
+    # agrees to float32 rounding: the loss to 1.1e-6 relative, the BatchNorm statistics to
+    # 1.9e-6 absolute. The step does not, on some CPUs: an activation that lands within
+    # rounding of ReLU6's kink at 0 passes its gradient on one device count and not on the
+    # other, and on the last 1x1 maps (32 values per channel) one such example moves its
+    # channel's gradient by percents, and every layer below it. One device with another
+    # convolution (conv_impl xla or gemm for oneDNN) moves the gradients as much (3-20% per
+    # leaf). Measured on one 2-core x86-64 CPU, seeds 0-3: the update of the weights differs
+    # by 2e-5 (no kink crossed; seeds 1-3) to 2.2e-2 (seed 0) of its size, RMSProp's state by
+    # up to 6.1e-2; 64x64 images cross a kink at seeds 0, 2, 3 (up to 9.8e-3). The bugs this
+    # guards against are far larger: a gradient from a quarter of the batch (same learning
+    # rate) moves the update by 2.3 times its size, and statistics or dropout masks per
+    # device change the loss by percents.
+    # Longer runs are compared where the rounding is the same (tests/test_resume_multiprocess.py).
     common = [
         "train",
         "--config",
@@ -93,13 +103,17 @@ def test_every_part_of_the_state_takes_one_step_alike_on_1_and_8_devices(tmp_pat
     for n in (1, 8):
         assert run_cli(common + ["--workdir", tmp_path / str(n), "--num-devices", n], capsys)[0] == 0
         runs[n] = final_state(tmp_path / str(n)), train_losses(tmp_path / str(n))[1]
+    before = initial_state(tmp_path / "1")
     state, loss = runs[1]
-    assert state["ema"] and max_abs_diff(state["params"], initial_state(tmp_path / "1")["params"]) > 1e-4  # it moved
+    assert state["ema"] and max_abs_diff(state["params"], before["params"]) > 1e-4  # it moved
     other, other_loss = runs[8]
-    diffs = max_state_diffs(state, other)
     assert abs(other_loss - loss) <= 3e-6 * loss, (other_loss, loss)
-    assert max(diffs["params"], diffs["batch_stats"], diffs["ema"]) <= 3e-6, diffs
-    assert _largest_relative_diff(state["opt_state"], other["opt_state"]) <= 2e-3
+    assert max_state_diffs(state, other)["batch_stats"] <= 3e-6
+    moved_apart = {
+        part: _relative_difference(before[part], state[part], other[part]) for part in ("params", "opt_state")
+    }
+    moved_apart["ema"] = _relative_difference(before["ema"]["params"], state["ema"]["params"], other["ema"]["params"])
+    assert max(moved_apart["params"], moved_apart["ema"]) <= 0.1 and moved_apart["opt_state"] <= 0.25, moved_apart
 
 
 def test_workdir_outputs(tmp_path, data_dir, root, capsys):
