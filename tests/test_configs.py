@@ -185,9 +185,9 @@ def test_bad_argument_on_the_command_line(capsys):
 # loss by less than 0.1%, the bound is 1.0: strictly below the first value.
 STEPS = ["--config.num_train_steps=4", "--config.log_every_steps=1"]  # for the epoch-based cpu variants
 # MobileNet's cpu variant warms up over its first epoch (23 steps), so its first 4 steps run at
-# 4-17% of its rate and move its first batch's loss by less than the rounding of another
-# CPU or convolution does (x0.964 to x1.003 measured); it is held to its first epoch instead
-# (x0.888, xla 0.914, gemm 0.934 on a CPU where 4 steps gave x1.003).
+# 4-17% of its rate and move its first batch's loss by less than another CPU's or another
+# convolution's rounding does; it is held to its first epoch instead (measured ratios in
+# experiments/benchmarks/LOG.md, "one step on 1 and 8 devices").
 WARM_UP = ["--config.num_train_steps=24", "--config.log_every_steps=1"]
 # ResNet-50 (v1, v1.5), VGG-19-BN and DenseNet-161 do not learn in their first steps at batch
 # 16 and 32x32: the first batch's loss rises (x1.28, x1.94, x1.69, x1.30 after 4 steps; the
