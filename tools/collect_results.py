@@ -32,6 +32,13 @@ def command(suite: str, entry: dict, seed, workdir: pathlib.Path) -> str:
     return f"cnn-jax train --config {entry['config']}{overrides}{seed_flag} --workdir {workdir}"
 
 
+def seed_of(run: pathlib.Path, seed) -> str:
+    """The seed a run used: the suite's for a multi-seed entry, else its config.json's."""
+    if seed is None and (run / "config.json").exists():
+        seed = json.loads((run / "config.json").read_text()).get("seed")
+    return "" if seed is None else str(seed)
+
+
 def final_results(run: pathlib.Path) -> dict | None:
     """A run's results.json once it has ended; None while it trains or after it was stopped to be
     resumed (SIGTERM writes results.json with status "preempted")."""
@@ -81,7 +88,7 @@ def collect(suite: str, workdir: pathlib.Path, out: pathlib.Path) -> str:
                 step = keep_unfinished(run, out / IN_PROGRESS / run.relative_to(workdir))
                 if step is not None:
                     lines.append(
-                        f"| {run.relative_to(workdir)} | {'' if seed is None else seed} | training | – | "
+                        f"| {run.relative_to(workdir)} | {seed_of(run, seed)} | training | – | "
                         f"{unfinished_epoch(run, step)} | – | `{command(suite, entry, seed, run)}` |"
                     )
                 continue
@@ -92,7 +99,7 @@ def collect(suite: str, workdir: pathlib.Path, out: pathlib.Path) -> str:
                     shutil.copy2(run / name, target / name)
             top1 = "–" if r.get("top1") is None else f"{100 * r['top1']:.2f}"
             lines.append(
-                f"| {run.relative_to(workdir)} | {'' if seed is None else seed} | {r.get('status')} | "
+                f"| {run.relative_to(workdir)} | {seed_of(run, seed)} | {r.get('status')} | "
                 f"{top1} | {r.get('epochs')} | {r.get('wall_time_s', 0) / 60:.1f} min | "
                 f"`{command(suite, entry, seed, run)}` |"
             )
