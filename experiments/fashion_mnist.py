@@ -66,7 +66,7 @@ ENTRIES = [
             "dataset": "fashion_mnist",
             "source": "Zhong et al. 2020, Random Erasing, the authors' Fashion-MNIST table: ResNet-20 with "
             "Random Erasing, 4.02% error after 300 epochs on an earlier release of the dataset; here their "
-            "whole 300-epoch schedule, one seed (5 to 7 h on 2 CPU cores)",
+            "whole 300-epoch schedule, one seed",
         },
     },
     {
