@@ -267,3 +267,18 @@ def test_a_sweep_confirms_its_best_trial_over_seeds(tmp_path, data_dir, root, ca
         assert summary["values"][k] == pytest.approx(100 * json.loads((run / "results.json").read_text())["top1"])
     assert summary["mean"] == pytest.approx(sum(summary["values"]) / 2)
     assert "trial_0000 ({'optimizer.lr': 0.003}) over 2 seeds: top1" in out and "on the reported split" in out
+
+
+def test_an_entry_without_results_says_whether_a_run_has_started(tmp_path):
+    # A run writes config.json when it starts and results.json when it ends.
+    single, seeds = tmp_path / "lenet5", tmp_path / "r20"
+    runs_single, runs_seeds = [(None, single)], [(k, seeds / f"seed{k}") for k in range(3)]
+    assert entry_rows("lenet5", runs_single)[0]["status"] == "not run"
+    assert entry_rows("r20", runs_seeds)[0]["status"] == "not run"
+    for workdir in (single, seeds / "seed0"):
+        workdir.mkdir(parents=True)
+        (workdir / "config.json").write_text("{}")
+    assert entry_rows("lenet5", runs_single)[0]["status"] == "in progress"
+    mean = entry_rows("r20", runs_seeds)[0]
+    assert (mean["kind"], mean["n"], mean["status"]) == ("mean", 0, "in progress")
+    assert _markdown_row(to_markdown(entry_rows("r20", runs_seeds)), "r20")[-1] == "in progress"

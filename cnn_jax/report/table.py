@@ -197,6 +197,13 @@ def _protocol_rows(name: str, runs: list, published, protocol: str) -> list:
     return rows
 
 
+def _without_results(runs: list) -> str:
+    """An entry's status while none of its runs has results: "in progress" once a run has
+    started (it writes config.json first; it may be training or stopped without results)."""
+    started = any((pathlib.Path(workdir) / "config.json").exists() for _, workdir in runs)
+    return "in progress" if started else "not run"
+
+
 def entry_rows(name: str, runs: list, published: dict | None = None, protocols=()) -> list:
     """The rows of one suite entry: `runs` is [(seed, workdir)], with seed None for an entry
     trained once in its own directory. Per protocol (the centre crop, then `protocols`): the
@@ -204,15 +211,16 @@ def entry_rows(name: str, runs: list, published: dict | None = None, protocols=(
     rows = []
     for protocol in ["center", *[p for p in protocols if p != "center"]]:
         found = _protocol_rows(name, runs, published, protocol)
+        status = _without_results(runs)
         if all(seed is None for seed, _ in runs):
-            rows += found or [{"model": name, "kind": "run", "eval_protocol": protocol, "status": "not run"}]
+            rows += found or [{"model": name, "kind": "run", "eval_protocol": protocol, "status": status}]
             continue
         for r in found:
             r["kind"] = "seed"
         rows.append(
             mean_row(found, len(runs))
             if found
-            else {"model": name, "kind": "mean", "eval_protocol": protocol, "n": 0, "status": "not run"}
+            else {"model": name, "kind": "mean", "eval_protocol": protocol, "n": 0, "status": status}
         )
         rows += found
     return rows
