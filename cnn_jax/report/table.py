@@ -208,10 +208,9 @@ def entry_rows(name: str, runs: list, published: dict | None = None, protocols=(
     """The rows of one suite entry: `runs` is [(seed, workdir)], with seed None for an entry
     trained once in its own directory. Per protocol (the centre crop, then `protocols`): the
     run's row, or with seeds a mean row followed by one row per seed (kind "seed")."""
-    rows = []
+    rows, status = [], _without_results(runs)
     for protocol in ["center", *[p for p in protocols if p != "center"]]:
         found = _protocol_rows(name, runs, published, protocol)
-        status = _without_results(runs)
         if all(seed is None for seed, _ in runs):
             rows += found or [{"model": name, "kind": "run", "eval_protocol": protocol, "status": status}]
             continue
